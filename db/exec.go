@@ -1,0 +1,243 @@
+package db
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/rqlited/rqlited/command"
+)
+
+// Mode tells how the statements of a request are run.
+type Mode int
+
+const (
+	// ModeExecute treats every statement as a write: results carry
+	// last_insert_id and rows_affected (or rows, for RETURNING).
+	ModeExecute Mode = iota
+	// ModeQuery treats every statement as a read: results carry rows.
+	ModeQuery
+	// ModeRequest decides per statement: read-only statements return rows,
+	// the others are run as writes.
+	ModeRequest
+)
+
+// Env fixes the inputs that would otherwise differ between replicas while a
+// replicated command runs.
+type Env struct {
+	// Time is SQLite's "now"; the zero value means the real clock.
+	Time time.Time
+	// Seed seeds random() and randomblob().
+	Seed uint64
+}
+
+// errOpenTx is reported when a request leaves a transaction open.
+const errOpenTx = "transaction left open by the request was rolled back: use ?transaction, or BEGIN and COMMIT in the same request"
+
+// Apply runs req on the writer connection. It must not be called
+// concurrently with itself, Snapshot or Replace: the Raft FSM is its only
+// caller. Statement errors are reported in the results; the returned error is
+// for failures of the database itself.
+func (d *DB) Apply(env Env, mode Mode, req *command.Request) ([]command.Result, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
+	if !env.Time.IsZero() {
+		setFixedTime(env.Time)
+		defer setFixedTime(time.Time{})
+	}
+	d.rand.seed(env.Seed)
+	defer d.rand.unseed()
+
+	results := runRequest(context.Background(), d.writer, mode, req)
+	if !d.writer.AutoCommit() {
+		if err := d.execRaw("ROLLBACK"); err != nil {
+			return nil, err
+		}
+		if len(results) > 0 {
+			results[len(results)-1] = command.Result{Error: errOpenTx}
+		}
+	}
+	return results, nil
+}
+
+// Query runs the read-only statements of req on a pooled read-only
+// connection. mode is ModeQuery or ModeRequest (in which case a write
+// statement fails with SQLite's read-only error).
+func (d *DB) Query(ctx context.Context, mode Mode, req *command.Request) ([]command.Result, error) {
+	var results []command.Result
+	err := d.withReader(ctx, func(c *sqlite3.SQLiteConn) error {
+		results = runRequest(ctx, c, mode, req)
+		if !c.AutoCommit() {
+			_, err := c.Exec("ROLLBACK", nil)
+			return err
+		}
+		return nil
+	})
+	return results, err
+}
+
+func runRequest(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) []command.Result {
+	results := make([]command.Result, 0, len(req.Statements))
+	if req.Transaction {
+		if _, err := c.Exec("BEGIN", nil); err != nil {
+			return append(results, command.Result{Error: err.Error()})
+		}
+	}
+	for i := range req.Statements {
+		r := runStatement(ctx, c, mode, &req.Statements[i])
+		results = append(results, r)
+		if r.Error != "" && req.Transaction {
+			if !c.AutoCommit() {
+				c.Exec("ROLLBACK", nil) //nolint:errcheck // the statement error is what the client needs
+			}
+			return results
+		}
+	}
+	if req.Transaction && !c.AutoCommit() {
+		if _, err := c.Exec("COMMIT", nil); err != nil {
+			c.Exec("ROLLBACK", nil) //nolint:errcheck
+			results = append(results[:0], command.Result{Error: err.Error()})
+		}
+	}
+	return results
+}
+
+func runStatement(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, st *command.Statement) command.Result {
+	start := time.Now()
+	args := namedValues(st.Parameters)
+	rows := mode == ModeQuery
+	switch mode {
+	case ModeExecute:
+		rows = hasReturning(st.SQL)
+	case ModeRequest:
+		ro, err := isReadOnly(c, st.SQL)
+		if err != nil {
+			return command.Result{Error: err.Error(), Time: since(start)}
+		}
+		rows = ro || hasReturning(st.SQL)
+	}
+	var r command.Result
+	if rows {
+		r = queryRows(ctx, c, st.SQL, args)
+	} else {
+		res, err := c.ExecContext(ctx, st.SQL, args)
+		if err != nil {
+			r.Error = err.Error()
+		} else {
+			r.LastInsertID, _ = res.LastInsertId()
+			r.RowsAffected, _ = res.RowsAffected()
+		}
+	}
+	r.Time = since(start)
+	return r
+}
+
+func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// isReadOnly reports whether SQLite considers the first statement of q
+// read-only.
+func isReadOnly(c *sqlite3.SQLiteConn, q string) (bool, error) {
+	s, err := c.Prepare(q)
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	return s.(*sqlite3.SQLiteStmt).Readonly(), nil
+}
+
+// hasReturning reports whether q may contain a RETURNING clause, whose rows
+// the client expects to see. A false positive only costs the query path.
+func hasReturning(q string) bool {
+	for i := 0; i+9 <= len(q); i++ {
+		if (q[i] == 'r' || q[i] == 'R') && strings.EqualFold(q[i:i+9], "returning") {
+			return true
+		}
+	}
+	return false
+}
+
+func namedValues(ps []command.Parameter) []driver.NamedValue {
+	if len(ps) == 0 {
+		return nil
+	}
+	nv := make([]driver.NamedValue, len(ps))
+	for i, p := range ps {
+		nv[i] = driver.NamedValue{Name: p.Name, Ordinal: i + 1, Value: p.Value}
+	}
+	return nv
+}
+
+func queryRows(ctx context.Context, c *sqlite3.SQLiteConn, q string, args []driver.NamedValue) command.Result {
+	r := command.Result{IsQuery: true}
+	rs, err := c.QueryContext(ctx, q, args)
+	if err != nil {
+		return command.Result{Error: err.Error()}
+	}
+	defer rs.Close()
+	r.Columns = rs.Columns()
+	var decl []string
+	if sr, ok := rs.(*sqlite3.SQLiteRows); ok {
+		decl = sr.DeclTypes()
+	}
+	r.Types = make([]string, len(r.Columns))
+	copy(r.Types, decl)
+	for {
+		dest := make([]driver.Value, len(r.Columns))
+		if err := rs.Next(dest); err != nil {
+			if !errors.Is(err, io.EOF) {
+				return command.Result{Error: err.Error()}
+			}
+			break
+		}
+		row := make([]any, len(dest))
+		for i, v := range dest {
+			if t, ok := v.(time.Time); ok {
+				v = t.Format(time.RFC3339Nano)
+			}
+			row[i] = v
+		}
+		r.Values = append(r.Values, row)
+	}
+	inferTypes(r.Types, r.Values)
+	return r
+}
+
+// inferTypes fills in the type of expression columns, which have no declared
+// type, from the first non-NULL value in the column.
+func inferTypes(types []string, rows [][]any) {
+	for i := range types {
+		if types[i] != "" {
+			continue
+		}
+		for _, row := range rows {
+			if t := valueType(row[i]); t != "" {
+				types[i] = t
+				break
+			}
+		}
+	}
+}
+
+func valueType(v any) string {
+	switch v.(type) {
+	case int64:
+		return "integer"
+	case float64:
+		return "real"
+	case bool:
+		return "boolean"
+	case []byte:
+		return "blob"
+	case string:
+		return "text"
+	}
+	return ""
+}
