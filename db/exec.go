@@ -241,3 +241,24 @@ func valueType(v any) string {
 	}
 	return ""
 }
+
+// ReadOnly reports whether every statement of req is read-only, as judged
+// by SQLite when it prepares them on a read connection.
+func (d *DB) ReadOnly(ctx context.Context, req *command.Request) (bool, error) {
+	ro := true
+	err := d.withReader(ctx, func(c *sqlite3.SQLiteConn) error {
+		for i := range req.Statements {
+			ok, err := isReadOnly(c, req.Statements[i].SQL)
+			if err != nil {
+				// Let the statement fail where it runs, with its own error.
+				continue
+			}
+			if !ok {
+				ro = false
+				return nil
+			}
+		}
+		return nil
+	})
+	return ro, err
+}

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/rqlited/rqlited/command"
+	"github.com/rqlited/rqlited/db"
+)
+
+// fsmResponse is what the FSM returns for each applied command.
+type fsmResponse struct {
+	results []command.Result
+	err     error
+}
+
+// fsm applies the replicated log to SQLite. hashicorp/raft calls Apply,
+// Snapshot and Restore from one goroutine; Persist may run concurrently with
+// later Applies.
+type fsm struct {
+	db   *db.DB
+	tmp  string // scratch directory for snapshot and load files
+	logs raft.LogStore
+
+	mu      sync.Mutex
+	index   uint64    // last log index whose effects are in SQLite
+	updated time.Time // when index last advanced
+	waiters []waiter
+}
+
+type waiter struct {
+	index uint64
+	ch    chan struct{}
+}
+
+func newFSM(d *db.DB, tmp string, logs raft.LogStore) *fsm {
+	return &fsm{db: d, tmp: tmp, logs: logs}
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	defer f.setIndex(l.Index)
+	c, err := command.Decode(l.Data)
+	if err != nil {
+		// A corrupt entry can only come from a bug or a damaged log; every
+		// replica sees the same bytes, so all of them skip it alike.
+		return &fsmResponse{err: fmt.Errorf("apply log entry %d: %w", l.Index, err)}
+	}
+	env := db.Env{Time: c.Time, Seed: c.Seed}
+	switch c.Type {
+	case command.TypeExecute:
+		res, err := f.db.Apply(env, db.ModeExecute, &c.Request)
+		return &fsmResponse{results: res, err: err}
+	case command.TypeQuery:
+		res, err := f.db.Apply(env, db.ModeQuery, &c.Request)
+		return &fsmResponse{results: res, err: err}
+	case command.TypeRequest:
+		res, err := f.db.Apply(env, db.ModeRequest, &c.Request)
+		return &fsmResponse{results: res, err: err}
+	case command.TypeLoad:
+		return &fsmResponse{err: f.load(c.Data)}
+	case command.TypeNoop:
+		return &fsmResponse{}
+	default:
+		return &fsmResponse{err: fmt.Errorf("apply log entry %d: unknown command type %d", l.Index, c.Type)}
+	}
+}
+
+// StoreConfiguration implements raft.ConfigurationStore, so configuration
+// entries advance the applied index like commands do.
+func (f *fsm) StoreConfiguration(index uint64, _ raft.Configuration) { f.setIndex(index) }
+
+func (f *fsm) load(data []byte) error {
+	p, err := writeTemp(f.tmp, "load-*.db", func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer os.Remove(p)
+	return f.db.Replace(p)
+}
+
+func (f *fsm) setIndex(i uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i <= f.index {
+		return
+	}
+	f.index = i
+	f.updated = time.Now()
+	kept := f.waiters[:0]
+	for _, w := range f.waiters {
+		if w.index <= i {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	f.waiters = kept
+}
+
+// appliedIndex returns the last applied index and when it advanced.
+func (f *fsm) appliedIndex() (uint64, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.index, f.updated
+}
+
+// waitFor returns a channel closed once index i is applied.
+func (f *fsm) waitFor(i uint64) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{})
+	if i <= f.index {
+		close(ch)
+		return ch
+	}
+	f.waiters = append(f.waiters, waiter{index: i, ch: ch})
+	return ch
+}
+
+// lastStateChange returns the highest index <= i of an entry the FSM sees
+// (command or configuration). Raft's no-op and barrier entries never reach
+// the FSM, so a read index that points at one must wait only for the entries
+// before it.
+func (f *fsm) lastStateChange(i uint64) uint64 {
+	applied, _ := f.appliedIndex()
+	var l raft.Log
+	for ; i > applied; i-- {
+		if err := f.logs.GetLog(i, &l); err != nil {
+			continue // compacted: covered by a snapshot
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return i
+}
+
+// Snapshot implements raft.FSM: it copies the database to a scratch file
+// (writes are paused meanwhile, since Apply runs on the same goroutine).
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	index, _ := f.appliedIndex()
+	p, err := tempName(f.tmp, "snapshot-*.db")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.db.SnapshotTo(p); err != nil {
+		os.Remove(p)
+		return nil, fmt.Errorf("snapshot database: %w", err)
+	}
+	return &fsmSnapshot{path: p, index: index}, nil
+}
+
+// Restore implements raft.FSM: it replaces the database with a snapshot.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var hdr [8]byte
+	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
+		return fmt.Errorf("read snapshot header: %w", err)
+	}
+	index := binary.LittleEndian.Uint64(hdr[:])
+	p, err := writeTemp(f.tmp, "restore-*.db", func(w io.Writer) error {
+		_, err := io.Copy(w, rc)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer os.Remove(p)
+	if err := f.db.Replace(p); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.mu.Lock()
+	f.index = 0 // may move backwards: a snapshot from the leader replaces everything
+	f.mu.Unlock()
+	f.setIndex(index)
+	return nil
+}
+
+// fsmSnapshot is a database image waiting to be written to the snapshot store.
+// The stream is an 8-byte little-endian applied index followed by the file.
+type fsmSnapshot struct {
+	path  string
+	index uint64
+}
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := func() error {
+		var hdr [8]byte
+		binary.LittleEndian.PutUint64(hdr[:], s.index)
+		if _, err := sink.Write(hdr[:]); err != nil {
+			return err
+		}
+		fd, err := os.Open(s.path)
+		if err != nil {
+			return err
+		}
+		defer fd.Close()
+		_, err = io.Copy(sink, fd)
+		return err
+	}()
+	if err != nil {
+		return errors.Join(err, sink.Cancel())
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() { os.Remove(s.path) }
+
+func tempName(dir, pattern string) (string, error) {
+	fd, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	fd.Close()
+	os.Remove(fd.Name())
+	return fd.Name(), nil
+}
+
+// writeTemp creates a file in dir, fills it with fill and returns its path.
+func writeTemp(dir, pattern string, fill func(io.Writer) error) (string, error) {
+	fd, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	if err := fill(fd); err != nil {
+		fd.Close()
+		os.Remove(fd.Name())
+		return "", err
+	}
+	if err := fd.Close(); err != nil {
+		os.Remove(fd.Name())
+		return "", err
+	}
+	return fd.Name(), nil
+}

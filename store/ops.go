@@ -1,0 +1,348 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/rqlited/rqlited/command"
+	"github.com/rqlited/rqlited/db"
+)
+
+// QueryOptions control how a read is served.
+type QueryOptions struct {
+	Level command.Level
+	// Freshness bounds staleness for Level None on a follower: the read
+	// fails with ErrStaleRead if the leader was last heard from longer ago.
+	Freshness time.Duration
+	// FreshnessStrict also fails the read if this node knows of committed
+	// entries it has not applied and its last apply is older than Freshness.
+	FreshnessStrict bool
+	// DBTimeout interrupts local SQLite reads that run longer (0: no limit).
+	DBTimeout time.Duration
+	// LinearizableTimeout bounds the wait for the state machine to catch up
+	// with the read index (0: 10s).
+	LinearizableTimeout time.Duration
+}
+
+// propose replicates c and returns the FSM's response and the log index.
+func (s *Store) propose(ctx context.Context, c *command.Command) (*fsmResponse, uint64, error) {
+	r, err := s.raftNode()
+	if err != nil {
+		return nil, 0, err
+	}
+	if r.State() != raft.Leader {
+		return nil, 0, ErrNotLeader
+	}
+	c.Time = time.Now()
+	var seed [8]byte
+	rand.Read(seed[:])
+	c.Seed = binary.LittleEndian.Uint64(seed[:])
+	b, err := command.Encode(make([]byte, 0, 256), c)
+	if err != nil {
+		return nil, 0, err
+	}
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	f := r.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+			errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, 0, ErrNotLeader
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, 0, fmt.Errorf("%w: write not committed within %v", ErrTimeout, timeout)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, 0, ErrNotOpen
+		}
+		return nil, 0, err
+	}
+	resp := f.Response().(*fsmResponse)
+	return resp, f.Index(), resp.err
+}
+
+// Execute replicates the write statements of req and returns one result per
+// statement, plus the Raft index of the write.
+func (s *Store) Execute(ctx context.Context, req *command.Request) ([]command.Result, uint64, error) {
+	if err := db.CheckPragmas(req); err != nil {
+		return nil, 0, err
+	}
+	resp, idx, err := s.propose(ctx, &command.Command{Type: command.TypeExecute, Request: *req})
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.results, idx, nil
+}
+
+// Query serves the read statements of req at the consistency level in opts.
+// The index is set only for strong reads, which go through the log.
+func (s *Store) Query(ctx context.Context, req *command.Request, opts QueryOptions) ([]command.Result, uint64, error) {
+	return s.read(ctx, req, opts, db.ModeQuery, command.TypeQuery)
+}
+
+// Request serves a mix of reads and writes. A request with any write, or at
+// level strong, goes through the log; otherwise it is a read at opts.Level.
+func (s *Store) Request(ctx context.Context, req *command.Request, opts QueryOptions) ([]command.Result, uint64, error) {
+	if err := db.CheckPragmas(req); err != nil {
+		return nil, 0, err
+	}
+	ro, err := s.readOnly(ctx, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ro && opts.Level != command.Strong {
+		opts.Level = command.Strong
+	}
+	return s.read(ctx, req, opts, db.ModeRequest, command.TypeRequest)
+}
+
+func (s *Store) readOnly(ctx context.Context, req *command.Request) (bool, error) {
+	d, err := s.database()
+	if err != nil {
+		return false, err
+	}
+	return d.ReadOnly(ctx, req)
+}
+
+func (s *Store) database() (*db.DB, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.open {
+		return nil, ErrNotOpen
+	}
+	return s.db, nil
+}
+
+func (s *Store) read(ctx context.Context, req *command.Request, opts QueryOptions, mode db.Mode, strongType command.Type) ([]command.Result, uint64, error) {
+	if err := db.CheckPragmas(req); err != nil {
+		return nil, 0, err
+	}
+	r, err := s.raftNode()
+	if err != nil {
+		return nil, 0, err
+	}
+	level := opts.Level
+	if level == command.Auto {
+		level = command.Weak
+		if !s.isVoter() {
+			level = command.None
+		}
+	}
+	switch level {
+	case command.Strong:
+		resp, idx, err := s.propose(ctx, &command.Command{Type: strongType, Request: *req})
+		if err != nil {
+			return nil, 0, err
+		}
+		return resp.results, idx, nil
+	case command.None:
+		if opts.Freshness > 0 && r.State() != raft.Leader {
+			if err := s.checkFresh(r, opts.Freshness, opts.FreshnessStrict); err != nil {
+				return nil, 0, err
+			}
+		}
+	case command.Weak:
+		if r.State() != raft.Leader {
+			return nil, 0, ErrNotLeader
+		}
+	case command.Linearizable:
+		if err := s.readIndex(ctx, r, opts.LinearizableTimeout); err != nil {
+			return nil, 0, err
+		}
+	}
+	d, err := s.database()
+	if err != nil {
+		return nil, 0, err
+	}
+	if opts.DBTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.DBTimeout)
+		defer cancel()
+	}
+	res, err := d.Query(ctx, mode, req)
+	return res, 0, err
+}
+
+func (s *Store) checkFresh(r *raft.Raft, freshness time.Duration, strict bool) error {
+	if time.Since(r.LastContact()) > freshness {
+		return ErrStaleRead
+	}
+	if strict {
+		applied, at := s.fsm.appliedIndex()
+		if r.CommitIndex() > applied && time.Since(at) > freshness {
+			return ErrStaleRead
+		}
+	}
+	return nil
+}
+
+// readIndex implements Raft's read-index protocol (section 6.4 of the Raft
+// thesis): note the commit index, confirm with a quorum that this node is
+// still the leader, then wait until the state machine has applied everything
+// up to the noted index. A new leader first waits until it has committed an
+// entry of its own term, since until then its commit index may be behind.
+func (s *Store) readIndex(ctx context.Context, r *raft.Raft, timeout time.Duration) error {
+	if r.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	term := r.CurrentTerm()
+	idx := r.CommitIndex()
+	for !s.committedInTerm(idx, term) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("%w: leader has not committed an entry in its term", ErrTimeout)
+		case <-time.After(time.Millisecond):
+		}
+		if r.State() != raft.Leader || r.CurrentTerm() != term {
+			return ErrNotLeader
+		}
+		idx = r.CommitIndex()
+	}
+	if err := r.VerifyLeader().Error(); err != nil {
+		return ErrNotLeader
+	}
+	if r.CurrentTerm() != term {
+		return ErrStaleRead
+	}
+	target := s.fsm.lastStateChange(idx)
+	select {
+	case <-s.fsm.waitFor(target):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-deadline.C:
+		return fmt.Errorf("%w: index %d: timeout waiting for fsm", ErrTimeout, target)
+	}
+}
+
+// committedInTerm reports whether the entry at idx belongs to term.
+func (s *Store) committedInTerm(idx, term uint64) bool {
+	var l raft.Log
+	if err := s.fsm.logs.GetLog(idx, &l); err != nil {
+		return false
+	}
+	return l.Term == term
+}
+
+func (s *Store) isVoter() bool {
+	servers, err := s.Servers()
+	if err != nil {
+		return false
+	}
+	for _, srv := range servers {
+		if srv.ID == s.cfg.NodeID {
+			return srv.Voter
+		}
+	}
+	return false
+}
+
+// Load replaces the database with the SQLite file image in data, through
+// the log so every node loads it.
+func (s *Store) Load(ctx context.Context, data []byte) (uint64, error) {
+	if !db.IsSQLiteFile(data) {
+		return 0, db.ErrNotSQLite
+	}
+	_, idx, err := s.propose(ctx, &command.Command{Type: command.TypeLoad, Data: data})
+	return idx, err
+}
+
+// BackupFormat selects what Backup writes.
+type BackupFormat int
+
+const (
+	// BackupBinary is a SQLite database file.
+	BackupBinary BackupFormat = iota
+	// BackupSQL is a SQL text dump.
+	BackupSQL
+)
+
+// BackupOptions control Backup.
+type BackupOptions struct {
+	Format BackupFormat
+	// Vacuum makes a binary backup as small as possible.
+	Vacuum bool
+	// Tables limits a SQL dump to these tables.
+	Tables []string
+	// NoLeader serves the backup from this node even if it is a follower.
+	NoLeader bool
+}
+
+// Backup writes a consistent copy of the database to w.
+func (s *Store) Backup(ctx context.Context, w io.Writer, opts BackupOptions) error {
+	if !opts.NoLeader && !s.IsLeader() {
+		return ErrNotLeader
+	}
+	d, err := s.database()
+	if err != nil {
+		return err
+	}
+	if opts.Format == BackupSQL {
+		return d.Dump(ctx, w, opts.Tables)
+	}
+	p, err := tempName(s.fsm.tmp, "backup-*.db")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(p)
+	if err := d.BackupTo(ctx, p, opts.Vacuum); err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// Snapshot forces a snapshot and log truncation, keeping trailing entries
+// in the log (0: the configured TrailingLogs).
+func (s *Store) Snapshot(trailing uint64) error {
+	r, err := s.raftNode()
+	if err != nil {
+		return err
+	}
+	// Raft's no-op entries never reach the FSM, so compare with the FSM's
+	// own index: nothing new means no command since the last snapshot.
+	applied, _ := s.fsm.appliedIndex()
+	if snaps, err := s.snaps.List(); err == nil && len(snaps) > 0 && snaps[0].Index >= applied {
+		return ErrNothingNew
+	}
+	if trailing > 0 {
+		rc := r.ReloadableConfig()
+		old := rc.TrailingLogs
+		rc.TrailingLogs = trailing
+		if err := r.ReloadConfig(rc); err != nil {
+			return err
+		}
+		defer func() {
+			rc.TrailingLogs = old
+			r.ReloadConfig(rc)
+		}()
+	}
+	if err := r.Snapshot().Error(); err != nil {
+		if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return ErrNothingNew
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,506 @@
+// Package store replicates a SQLite database with Raft.
+//
+// A Store owns the Raft node, its bbolt-backed log, the snapshot store and the
+// db.DB that the log is applied to. Writes (and strong reads) are encoded as
+// command.Command entries and applied to SQLite by the FSM on every node;
+// other reads are served from the local SQLite file after the checks their
+// consistency level asks for.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/rqlited/rqlited/db"
+)
+
+// Errors returned by Store methods.
+var (
+	// ErrNotOpen is returned by calls made before Open or after Close.
+	ErrNotOpen = errors.New("store not open")
+	// ErrNotLeader is returned when the operation needs the leader.
+	ErrNotLeader = errors.New("not leader")
+	// ErrStaleRead is returned when a read cannot meet its freshness bound
+	// or leadership changed while it was served.
+	ErrStaleRead = errors.New("stale read")
+	// ErrNothingNew is returned by Snapshot when nothing changed since the
+	// last snapshot.
+	ErrNothingNew = errors.New("nothing new to snapshot")
+	// ErrDirInUse is returned by Open when another process holds the data
+	// directory.
+	ErrDirInUse = errors.New("data directory is in use by another rqlited")
+	// ErrTimeout is returned when an operation did not finish in time.
+	ErrTimeout = errors.New("timeout")
+)
+
+// File names inside the data directory.
+const (
+	lockName   = "rqlited.lock"
+	raftDBName = "raft.db"
+	sqliteName = "db.sqlite"
+	tmpDirName = "tmp"
+)
+
+// Layer is the network layer Raft runs over: a listener for inbound
+// connections plus a way to dial other nodes. mux.Layer satisfies it.
+type Layer interface {
+	net.Listener
+	Dial(address string, timeout time.Duration) (net.Conn, error)
+}
+
+// raftLayer adapts a Layer to raft.StreamLayer.
+type raftLayer struct{ Layer }
+
+func (l raftLayer) Dial(a raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return l.Layer.Dial(string(a), timeout)
+}
+
+// Config configures a Store. Durations are wall-clock times.
+type Config struct {
+	// Dir is the data directory. It is created if missing.
+	Dir string
+	// NodeID is this node's unique, permanent Raft ID.
+	NodeID string
+	// Addr is the advertised Raft address other nodes dial.
+	Addr string
+	// Layer carries Raft traffic.
+	Layer Layer
+
+	// HeartbeatTimeout is how long a follower waits without contact from
+	// the leader before it starts an election.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is how long a candidate waits for votes.
+	ElectionTimeout time.Duration
+	// CommitTimeout is how long the leader may idle before it sends an
+	// AppendEntries with the latest commit index.
+	CommitTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader stays leader without contact
+	// from a quorum; 0 means hashicorp/raft's default (500ms).
+	LeaderLeaseTimeout time.Duration
+	// ApplyTimeout bounds how long a write waits to be committed.
+	ApplyTimeout time.Duration
+
+	// SnapshotThreshold is the number of log entries since the last
+	// snapshot that triggers a new one.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often the threshold is checked.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries a snapshot leaves in the log, so
+	// slightly lagging followers catch up without a snapshot.
+	TrailingLogs uint64
+
+	// ForeignKeys enables SQLite foreign key constraints.
+	ForeignKeys bool
+	// MaxReadConns bounds concurrent read connections (0: no bound).
+	MaxReadConns int
+
+	// RaftLogLevel is hashicorp/raft's log level (ERROR, WARN, INFO, DEBUG).
+	RaftLogLevel string
+	// LogOutput receives hashicorp/raft's log lines (default os.Stderr).
+	LogOutput io.Writer
+	// Logger receives this package's structured logs.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns rqlite's defaults.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:  time.Second,
+		ElectionTimeout:   time.Second,
+		CommitTimeout:     50 * time.Millisecond,
+		ApplyTimeout:      10 * time.Second,
+		SnapshotThreshold: 8192,
+		SnapshotInterval:  10 * time.Second,
+		TrailingLogs:      10240,
+		MaxReadConns:      256,
+		RaftLogLevel:      "WARN",
+	}
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("store: data directory is required")
+	case c.NodeID == "":
+		return errors.New("store: node ID is required")
+	case c.Addr == "":
+		return errors.New("store: advertised Raft address is required")
+	case c.Layer == nil:
+		return errors.New("store: network layer is required")
+	case c.HeartbeatTimeout < 5*time.Millisecond:
+		return fmt.Errorf("store: heartbeat timeout %v is too short (minimum 5ms)", c.HeartbeatTimeout)
+	case c.ElectionTimeout < 5*time.Millisecond:
+		return fmt.Errorf("store: election timeout %v is too short (minimum 5ms)", c.ElectionTimeout)
+	case c.CommitTimeout <= 0:
+		return fmt.Errorf("store: commit timeout %v must be positive", c.CommitTimeout)
+	case c.LeaderLeaseTimeout < 0:
+		return fmt.Errorf("store: leader lease timeout %v must not be negative", c.LeaderLeaseTimeout)
+	case c.ApplyTimeout <= 0:
+		return fmt.Errorf("store: apply timeout %v must be positive", c.ApplyTimeout)
+	case c.SnapshotThreshold == 0:
+		return errors.New("store: snapshot threshold must be positive")
+	case c.SnapshotInterval <= 0:
+		return fmt.Errorf("store: snapshot interval %v must be positive", c.SnapshotInterval)
+	case c.MaxReadConns < 0:
+		return fmt.Errorf("store: max read connections %d must not be negative", c.MaxReadConns)
+	}
+	if hclog.LevelFromString(c.RaftLogLevel) == hclog.NoLevel {
+		return fmt.Errorf("store: unknown Raft log level %q (use ERROR, WARN, INFO or DEBUG)", c.RaftLogLevel)
+	}
+	return nil
+}
+
+// Store is a SQLite database replicated by Raft.
+type Store struct {
+	cfg    Config
+	logger *slog.Logger
+
+	mu       sync.RWMutex // guards open and the fields set by Open
+	open     bool
+	lock     *os.File
+	db       *db.DB
+	fsm      *fsm
+	raft     *raft.Raft
+	boltLog  *raftboltdb.BoltStore
+	snaps    *raft.FileSnapshotStore
+	trans    *raft.NetworkTransport
+	openedAt time.Time
+}
+
+// New returns a Store for cfg. It does no I/O; call Open.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.LogOutput == nil {
+		cfg.LogOutput = os.Stderr
+	}
+	return &Store{cfg: cfg, logger: cfg.Logger.With("component", "store")}, nil
+}
+
+// Open locks the data directory, opens the log, snapshots and database, and
+// starts Raft. The SQLite file is rebuilt from the latest snapshot and the
+// log, which are the source of truth, so a crash at any moment loses nothing
+// that was committed.
+func (s *Store) Open() (retErr error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open {
+		return errors.New("store already open")
+	}
+	if err := os.MkdirAll(s.cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockDir(s.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	var closers []func() error
+	defer func() {
+		if retErr != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+			lock.Close()
+		}
+	}()
+
+	tmp := filepath.Join(s.cfg.Dir, tmpDirName)
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("clear %s: %w", tmp, err)
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	dbPath := filepath.Join(s.cfg.Dir, sqliteName)
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(dbPath + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale database: %w", err)
+		}
+	}
+	d, err := db.Open(db.Config{Path: dbPath, ForeignKeys: s.cfg.ForeignKeys, MaxReadConns: s.cfg.MaxReadConns})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, d.Close)
+
+	boltLog, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(s.cfg.Dir, raftDBName),
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true},
+	})
+	if err != nil {
+		return fmt.Errorf("open Raft log %s: %w", filepath.Join(s.cfg.Dir, raftDBName), err)
+	}
+	closers = append(closers, boltLog.Close)
+	logStore, err := raft.NewLogCache(512, boltLog)
+	if err != nil {
+		return err
+	}
+
+	hl := hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.LevelFromString(s.cfg.RaftLogLevel),
+		Output: s.cfg.LogOutput,
+	})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.cfg.Dir, 2, hl)
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  raftLayer{s.cfg.Layer},
+		MaxPool: 5,
+		Timeout: 10 * time.Second,
+		Logger:  hl,
+	})
+	closers = append(closers, trans.Close)
+
+	f := newFSM(d, tmp, logStore)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.NodeID)
+	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = s.cfg.ElectionTimeout
+	rc.CommitTimeout = s.cfg.CommitTimeout
+	if s.cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = s.cfg.LeaderLeaseTimeout
+	}
+	if rc.LeaderLeaseTimeout > rc.HeartbeatTimeout {
+		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
+	}
+	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
+	rc.SnapshotInterval = s.cfg.SnapshotInterval
+	rc.TrailingLogs = s.cfg.TrailingLogs
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	rc.Logger = hl
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("raft configuration: %w", err)
+	}
+	r, err := raft.NewRaft(rc, f, logStore, boltLog, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+
+	s.lock, s.db, s.fsm, s.raft, s.boltLog, s.snaps, s.trans = lock, d, f, r, boltLog, snaps, trans
+	s.open = true
+	s.openedAt = time.Now()
+	s.logger.Info("store open", "dir", s.cfg.Dir, "node-id", s.cfg.NodeID, "addr", s.cfg.Addr)
+	return nil
+}
+
+// lockDir takes an exclusive, non-blocking lock on the data directory so two
+// processes can never share it.
+func lockDir(dir string) (*os.File, error) {
+	p := filepath.Join(dir, lockName)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrDirInUse, dir)
+		}
+		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}
+
+// HasState reports whether the data directory already holds Raft state
+// (this node belonged to a cluster before).
+func (s *Store) HasState() (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.open {
+		return false, ErrNotOpen
+	}
+	last, err := s.boltLog.LastIndex()
+	if err != nil {
+		return false, err
+	}
+	if last > 0 {
+		return true, nil
+	}
+	snaps, err := s.snaps.List()
+	return len(snaps) > 0, err
+}
+
+// BootstrapSelf forms a new single-node cluster of this node, if the node
+// has no state yet. It is a no-op for a node with state.
+func (s *Store) BootstrapSelf() error {
+	r, err := s.raftNode()
+	if err != nil {
+		return err
+	}
+	f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(s.cfg.NodeID), Address: raft.ServerAddress(s.cfg.Addr), Suffrage: raft.Voter,
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
+
+// WaitForLeader blocks until a leader is known or ctx ends.
+func (s *Store) WaitForLeader(ctx context.Context) (string, error) {
+	r, err := s.raftNode()
+	if err != nil {
+		return "", err
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := r.LeaderWithID(); addr != "" {
+			return string(addr), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops Raft and closes the log and the database. With stepDown, a
+// leader of a multi-node cluster first hands leadership to another voter.
+func (s *Store) Close(stepDown bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.open {
+		return nil
+	}
+	s.open = false
+	if stepDown && s.raft.State() == raft.Leader && s.numVoters() > 1 {
+		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+			s.logger.Warn("leadership transfer before shutdown failed", "error", err)
+		}
+	}
+	var errs []error
+	if err := s.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	errs = append(errs, s.trans.Close(), s.boltLog.Close(), s.db.Close(), s.lock.Close())
+	s.logger.Info("store closed")
+	return errors.Join(errs...)
+}
+
+func (s *Store) numVoters() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// raftNode returns the running Raft node or ErrNotOpen.
+func (s *Store) raftNode() (*raft.Raft, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.open {
+		return nil, ErrNotOpen
+	}
+	return s.raft, nil
+}
+
+// ID returns this node's ID.
+func (s *Store) ID() string { return s.cfg.NodeID }
+
+// Addr returns this node's advertised Raft address.
+func (s *Store) Addr() string { return s.cfg.Addr }
+
+// IsLeader reports whether this node is the leader.
+func (s *Store) IsLeader() bool {
+	r, err := s.raftNode()
+	return err == nil && r.State() == raft.Leader
+}
+
+// Leader returns the leader's ID and Raft address, empty if none is known.
+func (s *Store) Leader() (id, addr string) {
+	r, err := s.raftNode()
+	if err != nil {
+		return "", ""
+	}
+	a, i := r.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Server is one member of the cluster configuration.
+type Server struct {
+	ID    string
+	Addr  string
+	Voter bool
+}
+
+// Servers returns the cluster configuration.
+func (s *Store) Servers() ([]Server, error) {
+	r, err := s.raftNode()
+	if err != nil {
+		return nil, err
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	var out []Server
+	for _, srv := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(srv.ID), Addr: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// Stepdown makes the leader hand leadership to another voter (to id, if
+// not empty).
+func (s *Store) Stepdown(id string) error {
+	r, err := s.raftNode()
+	if err != nil {
+		return err
+	}
+	if r.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	var f raft.Future
+	if id == "" {
+		f = r.LeadershipTransfer()
+	} else {
+		servers, err := s.Servers()
+		if err != nil {
+			return err
+		}
+		addr := ""
+		for _, srv := range servers {
+			if srv.ID == id {
+				addr = srv.Addr
+			}
+		}
+		if addr == "" {
+			return fmt.Errorf("node %q is not a member of the cluster", id)
+		}
+		f = r.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+	}
+	return f.Error()
+}
