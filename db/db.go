@@ -16,17 +16,18 @@ import (
 	"sync"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/rqlited/rqlited/command"
 )
 
 // Errors returned by DB methods.
 var (
 	// ErrClosed is returned by calls on a closed DB.
 	ErrClosed = errors.New("database is closed")
-	// ErrDisallowedPragma is returned for requests with a PRAGMA that would
-	// break replication or durability (journal_mode, synchronous, ...).
-	ErrDisallowedPragma = errors.New("disallowed pragma")
+	// ErrDisallowedPragma is command.ErrDisallowedPragma.
+	ErrDisallowedPragma = command.ErrDisallowedPragma
 	// ErrNotSQLite is returned by Replace for data that is not a SQLite file.
-	ErrNotSQLite = errors.New("invalid SQLite data")
+	ErrNotSQLite = command.ErrNotSQLite
 )
 
 // Config configures a DB.

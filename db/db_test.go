@@ -252,3 +252,13 @@ COMMIT;
 		}
 	}
 }
+
+func TestCountersNotStale(t *testing.T) {
+	d := mustOpen(t)
+	res := mustApply(t, d, ModeExecute, stmts("CREATE TABLE t (v)", "INSERT INTO t VALUES(1)",
+		"CREATE TABLE u (v)", "SELECT 1", " /* c */ -- x\n update t SET v = 2"))
+	want := []command.Result{{}, {LastInsertID: 1, RowsAffected: 1}, {}, {}, {LastInsertID: 1, RowsAffected: 1}}
+	if !reflect.DeepEqual(res, want) {
+		t.Fatalf("got %+v", res)
+	}
+}

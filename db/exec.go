@@ -131,7 +131,9 @@ func runStatement(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, st *com
 		res, err := c.ExecContext(ctx, st.SQL, args)
 		if err != nil {
 			r.Error = err.Error()
-		} else {
+		} else if mayChangeRows(st.SQL) {
+			// SQLite's counters keep the values of the last INSERT, UPDATE
+			// or DELETE; after DDL or a SELECT they would be stale.
 			r.LastInsertID, _ = res.LastInsertId()
 			r.RowsAffected, _ = res.RowsAffected()
 		}
@@ -151,6 +153,40 @@ func isReadOnly(c *sqlite3.SQLiteConn, q string) (bool, error) {
 	}
 	defer s.Close()
 	return s.(*sqlite3.SQLiteStmt).Readonly(), nil
+}
+
+// mayChangeRows reports whether the first keyword of q (after white space
+// and comments) starts a statement that can insert, update or delete rows.
+func mayChangeRows(q string) bool {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n;")
+		switch {
+		case strings.HasPrefix(q, "--"):
+			i := strings.IndexByte(q, '\n')
+			if i < 0 {
+				return false
+			}
+			q = q[i:]
+			continue
+		case strings.HasPrefix(q, "/*"):
+			i := strings.Index(q, "*/")
+			if i < 0 {
+				return false
+			}
+			q = q[i+2:]
+			continue
+		}
+		break
+	}
+	end := 0
+	for end < len(q) && (q[end] >= 'a' && q[end] <= 'z' || q[end] >= 'A' && q[end] <= 'Z') {
+		end++
+	}
+	switch strings.ToUpper(q[:end]) {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH":
+		return true
+	}
+	return false
 }
 
 // hasReturning reports whether q may contain a RETURNING clause, whose rows

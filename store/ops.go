@@ -16,22 +16,6 @@ import (
 	"github.com/rqlited/rqlited/db"
 )
 
-// QueryOptions control how a read is served.
-type QueryOptions struct {
-	Level command.Level
-	// Freshness bounds staleness for Level None on a follower: the read
-	// fails with ErrStaleRead if the leader was last heard from longer ago.
-	Freshness time.Duration
-	// FreshnessStrict also fails the read if this node knows of committed
-	// entries it has not applied and its last apply is older than Freshness.
-	FreshnessStrict bool
-	// DBTimeout interrupts local SQLite reads that run longer (0: no limit).
-	DBTimeout time.Duration
-	// LinearizableTimeout bounds the wait for the state machine to catch up
-	// with the read index (0: 10s).
-	LinearizableTimeout time.Duration
-}
-
 // propose replicates c and returns the FSM's response and the log index.
 func (s *Store) propose(ctx context.Context, c *command.Command) (*fsmResponse, uint64, error) {
 	r, err := s.raftNode()
@@ -85,13 +69,13 @@ func (s *Store) Execute(ctx context.Context, req *command.Request) ([]command.Re
 
 // Query serves the read statements of req at the consistency level in opts.
 // The index is set only for strong reads, which go through the log.
-func (s *Store) Query(ctx context.Context, req *command.Request, opts QueryOptions) ([]command.Result, uint64, error) {
+func (s *Store) Query(ctx context.Context, req *command.Request, opts command.QueryOptions) ([]command.Result, uint64, error) {
 	return s.read(ctx, req, opts, db.ModeQuery, command.TypeQuery)
 }
 
 // Request serves a mix of reads and writes. A request with any write, or at
 // level strong, goes through the log; otherwise it is a read at opts.Level.
-func (s *Store) Request(ctx context.Context, req *command.Request, opts QueryOptions) ([]command.Result, uint64, error) {
+func (s *Store) Request(ctx context.Context, req *command.Request, opts command.QueryOptions) ([]command.Result, uint64, error) {
 	if err := db.CheckPragmas(req); err != nil {
 		return nil, 0, err
 	}
@@ -122,7 +106,7 @@ func (s *Store) database() (*db.DB, error) {
 	return s.db, nil
 }
 
-func (s *Store) read(ctx context.Context, req *command.Request, opts QueryOptions, mode db.Mode, strongType command.Type) ([]command.Result, uint64, error) {
+func (s *Store) read(ctx context.Context, req *command.Request, opts command.QueryOptions, mode db.Mode, strongType command.Type) ([]command.Result, uint64, error) {
 	if err := db.CheckPragmas(req); err != nil {
 		return nil, 0, err
 	}
@@ -263,29 +247,8 @@ func (s *Store) Load(ctx context.Context, data []byte) (uint64, error) {
 	return idx, err
 }
 
-// BackupFormat selects what Backup writes.
-type BackupFormat int
-
-const (
-	// BackupBinary is a SQLite database file.
-	BackupBinary BackupFormat = iota
-	// BackupSQL is a SQL text dump.
-	BackupSQL
-)
-
-// BackupOptions control Backup.
-type BackupOptions struct {
-	Format BackupFormat
-	// Vacuum makes a binary backup as small as possible.
-	Vacuum bool
-	// Tables limits a SQL dump to these tables.
-	Tables []string
-	// NoLeader serves the backup from this node even if it is a follower.
-	NoLeader bool
-}
-
 // Backup writes a consistent copy of the database to w.
-func (s *Store) Backup(ctx context.Context, w io.Writer, opts BackupOptions) error {
+func (s *Store) Backup(ctx context.Context, w io.Writer, opts command.BackupOptions) error {
 	if !opts.NoLeader && !s.IsLeader() {
 		return ErrNotLeader
 	}
@@ -293,7 +256,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, opts BackupOptions) err
 	if err != nil {
 		return err
 	}
-	if opts.Format == BackupSQL {
+	if opts.Format == command.BackupSQL {
 		return d.Dump(ctx, w, opts.Tables)
 	}
 	p, err := tempName(s.fsm.tmp, "backup-*.db")

@@ -25,6 +25,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/rqlited/rqlited/command"
 	"github.com/rqlited/rqlited/db"
 )
 
@@ -32,19 +33,17 @@ import (
 var (
 	// ErrNotOpen is returned by calls made before Open or after Close.
 	ErrNotOpen = errors.New("store not open")
-	// ErrNotLeader is returned when the operation needs the leader.
-	ErrNotLeader = errors.New("not leader")
-	// ErrStaleRead is returned when a read cannot meet its freshness bound
-	// or leadership changed while it was served.
-	ErrStaleRead = errors.New("stale read")
-	// ErrNothingNew is returned by Snapshot when nothing changed since the
-	// last snapshot.
-	ErrNothingNew = errors.New("nothing new to snapshot")
+	// ErrNotLeader is command.ErrNotLeader.
+	ErrNotLeader = command.ErrNotLeader
+	// ErrStaleRead is command.ErrStaleRead.
+	ErrStaleRead = command.ErrStaleRead
+	// ErrNothingNew is command.ErrNothingNew.
+	ErrNothingNew = command.ErrNothingNew
 	// ErrDirInUse is returned by Open when another process holds the data
 	// directory.
 	ErrDirInUse = errors.New("data directory is in use by another rqlited")
-	// ErrTimeout is returned when an operation did not finish in time.
-	ErrTimeout = errors.New("timeout")
+	// ErrTimeout is command.ErrTimeout.
+	ErrTimeout = command.ErrTimeout
 )
 
 // File names inside the data directory.
@@ -449,15 +448,8 @@ func (s *Store) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
-// Server is one member of the cluster configuration.
-type Server struct {
-	ID    string
-	Addr  string
-	Voter bool
-}
-
 // Servers returns the cluster configuration.
-func (s *Store) Servers() ([]Server, error) {
+func (s *Store) Servers() ([]command.Server, error) {
 	r, err := s.raftNode()
 	if err != nil {
 		return nil, err
@@ -466,9 +458,9 @@ func (s *Store) Servers() ([]Server, error) {
 	if err := f.Error(); err != nil {
 		return nil, err
 	}
-	var out []Server
+	var out []command.Server
 	for _, srv := range f.Configuration().Servers {
-		out = append(out, Server{ID: string(srv.ID), Addr: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
+		out = append(out, command.Server{ID: string(srv.ID), Addr: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
 	}
 	return out, nil
 }

@@ -100,7 +100,7 @@ func mustExec(tb testing.TB, s *Store, sqls ...string) []command.Result {
 
 func count(tb testing.TB, s *Store, level command.Level) int64 {
 	tb.Helper()
-	res, _, err := s.Query(context.Background(), req("SELECT COUNT(*) FROM t"), QueryOptions{Level: level})
+	res, _, err := s.Query(context.Background(), req("SELECT COUNT(*) FROM t"), command.QueryOptions{Level: level})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestExecuteQueryLevels(t *testing.T) {
 			t.Fatalf("level %v: count %d", l, c)
 		}
 	}
-	res, idx, err := n.Request(context.Background(), req("INSERT INTO t VALUES(2)", "SELECT COUNT(*) FROM t"), QueryOptions{})
+	res, idx, err := n.Request(context.Background(), req("INSERT INTO t VALUES(2)", "SELECT COUNT(*) FROM t"), command.QueryOptions{})
 	if err != nil || idx == 0 || res[1].Values[0][0] != int64(2) {
 		t.Fatalf("request with a write: %+v idx=%d err=%v", res, idx, err)
 	}
@@ -157,7 +157,7 @@ func TestRestartFromLogAndSnapshot(t *testing.T) {
 func dumpString(tb testing.TB, s *Store) string {
 	tb.Helper()
 	var b bytes.Buffer
-	if err := s.Backup(context.Background(), &b, BackupOptions{Format: BackupSQL}); err != nil {
+	if err := s.Backup(context.Background(), &b, command.BackupOptions{Format: command.BackupSQL}); err != nil {
 		tb.Fatal(err)
 	}
 	return b.String()
@@ -184,7 +184,7 @@ func TestLoadAndBackup(t *testing.T) {
 	src := mustOpenStore(t, t.TempDir(), nil)
 	mustExec(t, src.Store, "CREATE TABLE t (v)", "INSERT INTO t VALUES('x')")
 	var bin bytes.Buffer
-	if err := src.Backup(context.Background(), &bin, BackupOptions{}); err != nil {
+	if err := src.Backup(context.Background(), &bin, command.BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dst := mustOpenStore(t, t.TempDir(), nil)

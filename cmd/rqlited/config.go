@@ -1,0 +1,201 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is everything the command line sets. Flag names and defaults are
+// rqlite's, so existing command lines keep working.
+type Config struct {
+	DataDir string
+
+	NodeID      string
+	HTTPAddr    string
+	HTTPAdvAddr string
+	RaftAddr    string
+	RaftAdvAddr string
+
+	RaftSnapThreshold  uint64
+	RaftSnapInterval   time.Duration
+	RaftHeartbeat      time.Duration
+	RaftElection       time.Duration
+	RaftCommit         time.Duration
+	RaftLeaderLease    time.Duration
+	RaftApply          time.Duration
+	RaftLogLevel       string
+	RaftShutdownStepdn bool
+
+	ForeignKeys  bool
+	MaxReadConns int
+
+	WriteQueueCapacity  int
+	WriteQueueBatchSize int
+	WriteQueueTimeout   time.Duration
+	WriteQueueTx        bool
+
+	HTTPAllowOrigin string
+	HTTPMaxBody     int64
+	LogLevel        string
+
+	CPUProfile string
+	MemProfile string
+
+	ShowVersion bool
+}
+
+// errUsage is returned after the flag package has printed its own message.
+var errUsage = errors.New("usage")
+
+// parseFlags parses args (without the program name) into a Config.
+func parseFlags(args []string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("rqlited", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: rqlited [flags] <data directory>\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.NodeID, "node-id", "", "Unique ID for node. If not set, set to advertised Raft address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "localhost:4001", "HTTP server bind address (host:port)")
+	fs.StringVar(&c.HTTPAdvAddr, "http-adv-addr", "", "Advertised HTTP address (host:port). If not set, same as HTTP server bind address")
+	fs.StringVar(&c.RaftAddr, "raft-addr", "localhost:4002", "Raft communication bind address (host:port)")
+	fs.StringVar(&c.RaftAdvAddr, "raft-adv-addr", "", "Advertised Raft communication address (host:port). If not set, same as Raft bind address")
+
+	fs.Uint64Var(&c.RaftSnapThreshold, "raft-snap", 8192, "Number of outstanding log entries which triggers Raft snapshot")
+	fs.DurationVar(&c.RaftSnapInterval, "raft-snap-int", 10*time.Second, "Snapshot threshold check interval")
+	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat-timeout", time.Second, "Raft heartbeat timeout")
+	fs.DurationVar(&c.RaftElection, "raft-election-timeout", time.Second, "Raft election timeout")
+	fs.DurationVar(&c.RaftCommit, "raft-commit-timeout", 50*time.Millisecond, "Raft commit timeout")
+	fs.DurationVar(&c.RaftLeaderLease, "raft-leader-lease-timeout", 0, "Raft leader lease timeout. Use 0s for Raft default")
+	fs.DurationVar(&c.RaftApply, "raft-apply-timeout", 10*time.Second, "Raft apply timeout")
+	fs.StringVar(&c.RaftLogLevel, "raft-log-level", "WARN", "Minimum log level for Raft module (ERROR, WARN, INFO, DEBUG)")
+	fs.BoolVar(&c.RaftShutdownStepdn, "raft-shutdown-stepdown", true, "If leader, stepdown before shutting down. Enabled by default")
+
+	fs.BoolVar(&c.ForeignKeys, "fk", false, "Enable SQLite foreign key constraints")
+	fs.IntVar(&c.MaxReadConns, "db-max-ro-conns", 256, "Maximum number of read-only SQLite connections (0 for no limit)")
+
+	fs.IntVar(&c.WriteQueueCapacity, "write-queue-capacity", 1024, "Write queue capacity")
+	fs.IntVar(&c.WriteQueueBatchSize, "write-queue-batch-size", 128, "Write queue batch size")
+	fs.DurationVar(&c.WriteQueueTimeout, "write-queue-timeout", 50*time.Millisecond, "Time after which write queue will be flushed, even if not full")
+	fs.BoolVar(&c.WriteQueueTx, "write-queue-tx", false, "Use a transaction when processing a queued write")
+
+	fs.StringVar(&c.HTTPAllowOrigin, "http-allow-origin", "", "Value to set for Access-Control-Allow-Origin HTTP header")
+	fs.Int64Var(&c.HTTPMaxBody, "http-max-body", 64<<20, "Largest request body accepted, in bytes (larger requests get 413)")
+	fs.StringVar(&c.LogLevel, "log-level", "INFO", "Minimum level of rqlited's own log lines (ERROR, WARN, INFO, DEBUG)")
+
+	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "Path to file for CPU profiling information")
+	fs.StringVar(&c.MemProfile, "mem-profile", "", "Path to file for memory profiling information")
+	fs.BoolVar(&c.ShowVersion, "version", false, "Show version information and exit")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, flag.ErrHelp
+		}
+		return nil, errUsage
+	}
+	if c.ShowVersion {
+		return c, nil
+	}
+	switch fs.NArg() {
+	case 0:
+		return nil, errors.New("no data directory set: usage is rqlited [flags] <data directory>")
+	case 1:
+		c.DataDir = fs.Arg(0)
+	default:
+		return nil, fmt.Errorf("arguments after data directory (%s) are not accepted: put every flag before the data directory",
+			strings.Join(fs.Args()[1:], " "))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks the combination of flags and fills in derived defaults.
+func (c *Config) Validate() error {
+	for _, a := range []struct{ flag, val string }{
+		{"-http-addr", c.HTTPAddr}, {"-http-adv-addr", c.HTTPAdvAddr},
+		{"-raft-addr", c.RaftAddr}, {"-raft-adv-addr", c.RaftAdvAddr},
+	} {
+		if a.val == "" {
+			continue
+		}
+		if strings.HasPrefix(a.val, "http") {
+			return fmt.Errorf("%s %q must be host:port, without a scheme", a.flag, a.val)
+		}
+		if _, _, err := net.SplitHostPort(a.val); err != nil {
+			return fmt.Errorf("%s %q is not a valid host:port: %w", a.flag, a.val, err)
+		}
+	}
+	if c.HTTPAdvAddr == "" {
+		c.HTTPAdvAddr = c.HTTPAddr
+	}
+	if c.RaftAdvAddr == "" {
+		c.RaftAdvAddr = c.RaftAddr
+	}
+	for _, a := range []struct{ flag, val string }{{"-http-adv-addr", c.HTTPAdvAddr}, {"-raft-adv-addr", c.RaftAdvAddr}} {
+		host, _, _ := net.SplitHostPort(a.val)
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("advertised address %s (%s) is not routable: set %s to an address other nodes and clients can reach", a.val, a.flag, a.flag)
+		}
+	}
+	if c.HTTPAddr == c.RaftAddr {
+		return fmt.Errorf("-http-addr and -raft-addr must differ (both are %s)", c.HTTPAddr)
+	}
+	if c.HTTPAdvAddr == c.RaftAdvAddr {
+		return fmt.Errorf("-http-adv-addr and -raft-adv-addr must differ (both are %s)", c.HTTPAdvAddr)
+	}
+	if c.NodeID == "" {
+		c.NodeID = c.RaftAdvAddr
+	}
+	if c.RaftSnapThreshold == 0 {
+		return errors.New("-raft-snap must be at least 1")
+	}
+	if c.RaftSnapInterval <= 0 {
+		return errors.New("-raft-snap-int must be positive")
+	}
+	for _, d := range []struct {
+		flag string
+		val  time.Duration
+		min  time.Duration
+	}{
+		{"-raft-heartbeat-timeout", c.RaftHeartbeat, 5 * time.Millisecond},
+		{"-raft-election-timeout", c.RaftElection, 5 * time.Millisecond},
+		{"-raft-commit-timeout", c.RaftCommit, time.Microsecond},
+		{"-raft-apply-timeout", c.RaftApply, time.Millisecond},
+		{"-write-queue-timeout", c.WriteQueueTimeout, time.Microsecond},
+	} {
+		if d.val < d.min {
+			return fmt.Errorf("%s %v is too short (minimum %v)", d.flag, d.val, d.min)
+		}
+	}
+	if c.RaftLeaderLease < 0 {
+		return errors.New("-raft-leader-lease-timeout must not be negative")
+	}
+	if c.WriteQueueCapacity < 1 || c.WriteQueueBatchSize < 1 {
+		return errors.New("-write-queue-capacity and -write-queue-batch-size must be at least 1")
+	}
+	switch strings.ToUpper(c.RaftLogLevel) {
+	case "ERROR", "WARN", "INFO", "DEBUG", "TRACE":
+	default:
+		return fmt.Errorf("-raft-log-level %q is not one of ERROR, WARN, INFO, DEBUG", c.RaftLogLevel)
+	}
+	if c.HTTPMaxBody <= 0 {
+		return errors.New("-http-max-body must be positive")
+	}
+	if c.MaxReadConns < 0 {
+		return errors.New("-db-max-ro-conns must not be negative")
+	}
+	switch strings.ToUpper(c.LogLevel) {
+	case "ERROR", "WARN", "INFO", "DEBUG":
+	default:
+		return fmt.Errorf("-log-level %q is not one of ERROR, WARN, INFO, DEBUG", c.LogLevel)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package command
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors shared by the packages that serve requests (store, http, cluster),
+// so each can test for them with errors.Is without importing the others.
+var (
+	// ErrNotLeader is returned when an operation needs the leader.
+	ErrNotLeader = errors.New("not leader")
+	// ErrStaleRead is returned when a read cannot meet its freshness bound
+	// or leadership changed while it was served.
+	ErrStaleRead = errors.New("stale read")
+	// ErrDisallowedPragma is returned for requests with a PRAGMA that would
+	// break replication or durability (journal_mode, synchronous, ...).
+	ErrDisallowedPragma = errors.New("disallowed pragma")
+	// ErrNothingNew is returned by a snapshot request when nothing changed
+	// since the last snapshot.
+	ErrNothingNew = errors.New("nothing new to snapshot")
+	// ErrTimeout is returned when an operation did not finish in time.
+	ErrTimeout = errors.New("timeout")
+	// ErrNotSQLite is returned for a load whose data is not a SQLite file.
+	ErrNotSQLite = errors.New("invalid SQLite data")
+)
+
+// QueryOptions control how a read is served.
+type QueryOptions struct {
+	Level Level
+	// Freshness bounds staleness for level None on a follower: the read
+	// fails with ErrStaleRead if the leader was last heard from longer ago.
+	Freshness time.Duration
+	// FreshnessStrict also fails the read if this node knows of committed
+	// entries it has not applied and its last apply is older than Freshness.
+	FreshnessStrict bool
+	// DBTimeout interrupts local SQLite reads that run longer (0: no limit).
+	DBTimeout time.Duration
+	// LinearizableTimeout bounds the wait for the state machine to catch up
+	// with the read index (0: 10s).
+	LinearizableTimeout time.Duration
+}
+
+// BackupFormat selects what a backup writes.
+type BackupFormat int
+
+const (
+	// BackupBinary is a SQLite database file.
+	BackupBinary BackupFormat = iota
+	// BackupSQL is a SQL text dump.
+	BackupSQL
+)
+
+// BackupOptions control a backup.
+type BackupOptions struct {
+	Format BackupFormat
+	// Vacuum makes a binary backup as small as possible.
+	Vacuum bool
+	// Tables limits a SQL dump to these tables.
+	Tables []string
+	// NoLeader serves the backup from this node even if it is a follower.
+	NoLeader bool
+}
+
+// Server is one member of the cluster configuration.
+type Server struct {
+	ID    string
+	Addr  string // Raft address
+	Voter bool
+}

@@ -1,0 +1,291 @@
+package http
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rqlited/rqlited/command"
+)
+
+// writeStoreError answers for an error from the store: request-level errors
+// rqlite reports inside a 200 JSON body, a missing leader as 503, anything
+// else as 500 with the error text.
+func (s *Service) writeStoreError(w http.ResponseWriter, p *params, err error) {
+	switch {
+	case errors.Is(err, command.ErrNotLeader):
+		http.Error(w, "leader not found", http.StatusServiceUnavailable)
+	case errors.Is(err, command.ErrDisallowedPragma):
+		writeJSON(w, p, http.StatusOK, appendResponse(nil, &response{err: command.ErrDisallowedPragma.Error()}, resultFormat{}))
+	case errors.Is(err, command.ErrStaleRead):
+		writeJSON(w, p, http.StatusOK, appendResponse(nil, &response{err: command.ErrStaleRead.Error()}, resultFormat{}))
+	case errors.Is(err, command.ErrNotSQLite):
+		http.Error(w, command.ErrNotSQLite.Error(), http.StatusBadRequest)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, command.ErrTimeout):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	default:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+// statements reads and parses the body of an execute, query or request
+// call. A text/plain body is one SQL string.
+func (s *Service) statements(w http.ResponseWriter, r *http.Request) ([]command.Statement, bool) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "text/plain" {
+		sql := strings.TrimSpace(string(body))
+		if sql == "" {
+			http.Error(w, errNoStatements.Error(), http.StatusBadRequest)
+			return nil, false
+		}
+		return []command.Statement{{SQL: sql}}, true
+	}
+	stmts, err := parseStatements(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return stmts, true
+}
+
+func (s *Service) writeResults(w http.ResponseWriter, p *params, start time.Time, res []command.Result, idx uint64, request bool) {
+	resp := response{results: res}
+	if p.timings {
+		resp.time = time.Since(start).Seconds()
+	}
+	if p.raftIndex {
+		resp.raftIndex = idx
+	}
+	writeJSON(w, p, http.StatusOK, appendResponse(make([]byte, 0, 256), &resp, p.format(request)))
+}
+
+func (s *Service) handleExecute(w http.ResponseWriter, r *http.Request, p *params) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	start := time.Now()
+	stmts, ok := s.statements(w, r)
+	if !ok {
+		return
+	}
+	if p.queue {
+		s.queueWrite(w, r, p, stmts)
+		return
+	}
+	res, idx, err := s.store.Execute(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction})
+	if err != nil {
+		s.writeStoreError(w, p, err)
+		return
+	}
+	s.writeResults(w, p, start, res, idx, false)
+}
+
+func (s *Service) queueWrite(w http.ResponseWriter, r *http.Request, p *params, stmts []command.Statement) {
+	if !p.noLeader {
+		if _, addr := s.store.Leader(); addr != s.store.Addr() {
+			s.writeStoreError(w, p, command.ErrNotLeader)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
+	defer cancel()
+	seq, done, err := s.queue.Write(ctx, stmts)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if p.wait {
+		select {
+		case err := <-done:
+			if err != nil {
+				s.writeStoreError(w, p, err)
+				return
+			}
+		case <-ctx.Done():
+			http.Error(w, "queue wait timeout", http.StatusRequestTimeout)
+			return
+		}
+	}
+	writeJSON(w, p, http.StatusOK, appendResponse(nil, &response{seq: seq}, resultFormat{}))
+}
+
+func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request, p *params) {
+	if !allow(w, r, http.MethodGet, http.MethodPost) {
+		return
+	}
+	start := time.Now()
+	var stmts []command.Statement
+	if r.Method == http.MethodGet {
+		q := p.v.Get("q")
+		if q == "" {
+			http.Error(w, "query parameter not set", http.StatusBadRequest)
+			return
+		}
+		stmts = []command.Statement{{SQL: q}}
+	} else {
+		var ok bool
+		if stmts, ok = s.statements(w, r); !ok {
+			return
+		}
+	}
+	res, idx, err := s.store.Query(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction}, p.queryOptions())
+	if err != nil {
+		s.writeStoreError(w, p, err)
+		return
+	}
+	s.writeResults(w, p, start, res, idx, false)
+}
+
+func (s *Service) handleRequest(w http.ResponseWriter, r *http.Request, p *params) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	start := time.Now()
+	stmts, ok := s.statements(w, r)
+	if !ok {
+		return
+	}
+	res, idx, err := s.store.Request(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction}, p.queryOptions())
+	if err != nil {
+		s.writeStoreError(w, p, err)
+		return
+	}
+	s.writeResults(w, p, start, res, idx, true)
+}
+
+// dumpWrapper lines are those of a .dump that rqlited supplies itself when
+// it runs a dump as one transaction.
+var dumpWrapper = map[string]bool{"BEGIN TRANSACTION;": true, "BEGIN;": true, "COMMIT;": true, "END;": true}
+
+func (s *Service) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	start := time.Now()
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	if len(body) >= 16 && string(body[:16]) == "SQLite format 3\x00" {
+		idx, err := s.store.Load(r.Context(), body)
+		if err != nil {
+			s.writeStoreError(w, p, err)
+			return
+		}
+		s.writeResults(w, p, start, nil, idx, false)
+		return
+	}
+	var sql strings.Builder
+	for _, line := range strings.SplitAfter(string(body), "\n") {
+		if dumpWrapper[strings.ToUpper(strings.TrimSpace(line))] {
+			continue
+		}
+		sql.WriteString(line)
+	}
+	if strings.TrimSpace(sql.String()) == "" {
+		http.Error(w, "load body is neither a SQLite database nor SQL text", http.StatusBadRequest)
+		return
+	}
+	req := &command.Request{Statements: []command.Statement{{SQL: sql.String()}}, Transaction: true}
+	res, idx, err := s.store.Execute(r.Context(), req)
+	if err != nil {
+		s.writeStoreError(w, p, err)
+		return
+	}
+	s.writeResults(w, p, start, res, idx, false)
+}
+
+// lazyWriter sends the response headers on the first write, so an error
+// that happens before any data can still be answered with its own status.
+type lazyWriter struct {
+	w           http.ResponseWriter
+	contentType string
+	n           int64
+}
+
+func (l *lazyWriter) Write(b []byte) (int, error) {
+	if l.n == 0 && len(b) > 0 {
+		l.w.Header().Set("Content-Type", l.contentType)
+		l.w.WriteHeader(http.StatusOK)
+	}
+	n, err := l.w.Write(b)
+	l.n += int64(n)
+	return n, err
+}
+
+func (s *Service) handleBackup(w http.ResponseWriter, r *http.Request, p *params) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	opts := command.BackupOptions{Vacuum: p.vacuum, NoLeader: p.noLeader}
+	ct := "application/octet-stream"
+	switch p.v.Get("fmt") {
+	case "", "binary", "delete":
+	case "sql":
+		opts.Format = command.BackupSQL
+		ct = "application/sql"
+		if t := p.v.Get("tables"); t != "" {
+			opts.Tables = strings.Split(t, ",")
+		}
+	default:
+		http.Error(w, "invalid backup format: use fmt=binary or fmt=sql", http.StatusBadRequest)
+		return
+	}
+	lw := &lazyWriter{w: w, contentType: ct}
+	var out io.Writer = lw
+	var gz *gzip.Writer
+	if p.compress {
+		lw.contentType = "application/gzip"
+		gz = gzip.NewWriter(lw)
+		out = gz
+	}
+	err := s.store.Backup(r.Context(), out, opts)
+	if err == nil && gz != nil {
+		err = gz.Close()
+	}
+	if err != nil {
+		if lw.n == 0 {
+			s.writeStoreError(w, p, err)
+			return
+		}
+		// Part of the backup is already on the wire: cut the connection so
+		// the client cannot mistake a truncated copy for a whole one.
+		s.logger.Warn("backup failed mid-stream", "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (s *Service) handleSnapshot(w http.ResponseWriter, r *http.Request, p *params) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	err := s.store.Snapshot(p.trailingLogs)
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusOK)
+	case errors.Is(err, command.ErrNothingNew):
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		s.writeStoreError(w, p, err)
+	}
+}
+
+// indent re-renders compact JSON the way json.MarshalIndent(v, "", "    ")
+// would have.
+func indent(b []byte) []byte {
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "    "); err != nil {
+		return b
+	}
+	return out.Bytes()
+}

@@ -1,0 +1,276 @@
+// Package http serves rqlite's HTTP API: /db/execute, /db/query,
+// /db/request, /db/load, /db/backup, /status, /nodes, /readyz, /leader and
+// /snapshot, with the same parameters, JSON shapes, status codes and error
+// texts as rqlite.
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/rqlited/rqlited/command"
+	"github.com/rqlited/rqlited/queue"
+)
+
+// Database is the data side of the store.
+type Database interface {
+	// Execute replicates write statements.
+	Execute(ctx context.Context, req *command.Request) ([]command.Result, uint64, error)
+	// Query serves reads at the requested consistency level.
+	Query(ctx context.Context, req *command.Request, opts command.QueryOptions) ([]command.Result, uint64, error)
+	// Request serves a mix of reads and writes.
+	Request(ctx context.Context, req *command.Request, opts command.QueryOptions) ([]command.Result, uint64, error)
+	// Load replaces the database with a SQLite file image.
+	Load(ctx context.Context, data []byte) (uint64, error)
+	// Backup writes a copy of the database.
+	Backup(ctx context.Context, w io.Writer, opts command.BackupOptions) error
+}
+
+// Node is the cluster side of the store.
+type Node interface {
+	// ID returns this node's ID.
+	ID() string
+	// Addr returns this node's advertised Raft address.
+	Addr() string
+	// Leader returns the leader's ID and Raft address (empty if unknown).
+	Leader() (id, addr string)
+	// Servers returns the cluster configuration.
+	Servers() ([]command.Server, error)
+	// Stepdown hands leadership to another voter (id, if not empty).
+	Stepdown(id string) error
+	// Snapshot forces a snapshot, keeping trailing log entries.
+	Snapshot(trailing uint64) error
+	// Stats returns the store's /status section.
+	Stats() (map[string]any, error)
+}
+
+// Store is everything the HTTP service needs from the store.
+type Store interface {
+	Database
+	Node
+}
+
+// Config configures a Service.
+type Config struct {
+	// Addr is the address to listen on (host:port).
+	Addr string
+	// AdvAddr is the address clients and other nodes use (host:port);
+	// empty means the listening address.
+	AdvAddr string
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// AllowOrigin, if set, is sent as Access-Control-Allow-Origin.
+	AllowOrigin string
+	// Queue configures queued writes (?queue).
+	Queue queue.Config
+	// Build describes this binary for /status and X-RQLITE-VERSION.
+	Build BuildInfo
+	// ReadHeaderTimeout, IdleTimeout bound slow or idle clients.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+}
+
+// BuildInfo identifies the running binary.
+type BuildInfo struct {
+	Version   string
+	Commit    string
+	BuildTime string
+	Compiler  string
+	SQLite    string
+}
+
+// DefaultConfig returns the defaults for a Service.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "localhost:4001",
+		MaxBodyBytes:      64 << 20,
+		Queue:             queue.DefaultConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	if c.Addr == "" {
+		return errors.New("http: listen address is required")
+	}
+	if c.MaxBodyBytes <= 0 {
+		return fmt.Errorf("http: max body size %d must be positive", c.MaxBodyBytes)
+	}
+	return c.Queue.Validate()
+}
+
+// Service is the HTTP API server.
+type Service struct {
+	cfg    Config
+	store  Store
+	logger *slog.Logger
+	start  time.Time
+
+	queue   *queue.Queue
+	ln      net.Listener
+	srv     *http.Server
+	wg      sync.WaitGroup
+	debug   *http.ServeMux
+	cluster Cluster
+}
+
+// New returns a Service; Start begins serving.
+func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.AdvAddr == "" {
+		cfg.AdvAddr = cfg.Addr
+	}
+	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now()}
+	s.debug = http.NewServeMux()
+	s.debug.HandleFunc("/debug/pprof/", pprof.Index)
+	s.debug.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.debug.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.debug.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.debug.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return s, nil
+}
+
+// Start listens and serves in goroutines owned by the Service.
+func (s *Service) Start() error {
+	q, err := queue.New(s.cfg.Queue, func(ctx context.Context, req *command.Request) error {
+		_, _, err := s.store.Execute(ctx, req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		q.Close()
+		return fmt.Errorf("listen on HTTP address %s: %w", s.cfg.Addr, err)
+	}
+	s.queue, s.ln = q, ln
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("HTTP server stopped", "error", err)
+		}
+	}()
+	s.logger.Info("HTTP service listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the address the service listens on.
+func (s *Service) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting requests, lets requests in flight finish (bounded
+// by ctx), then flushes the write queue.
+func (s *Service) Close(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	s.wg.Wait()
+	return errors.Join(err, s.queue.Close())
+}
+
+// ServeHTTP routes a request.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-RQLITE-VERSION", s.cfg.Build.Version)
+	h.Set("Access-Control-Allow-Methods", "OPTIONS, GET, POST")
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	if s.cfg.AllowOrigin != "" {
+		h.Set("Access-Control-Allow-Origin", s.cfg.AllowOrigin)
+	}
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	p, err := parseParams(r.URL.RawQuery)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch path := r.URL.Path; {
+	case path == "/db/execute":
+		s.handleExecute(w, r, p)
+	case path == "/db/query":
+		s.handleQuery(w, r, p)
+	case path == "/db/request":
+		s.handleRequest(w, r, p)
+	case path == "/db/load":
+		s.handleLoad(w, r, p)
+	case path == "/db/backup":
+		s.handleBackup(w, r, p)
+	case path == "/snapshot":
+		s.handleSnapshot(w, r, p)
+	case path == "/status":
+		s.handleStatus(w, r, p)
+	case path == "/nodes":
+		s.handleNodes(w, r, p)
+	case path == "/leader":
+		s.handleLeader(w, r, p)
+	case path == "/readyz":
+		s.handleReadyz(w, r, p)
+	case len(path) > len("/debug/pprof/") && path[:len("/debug/pprof/")] == "/debug/pprof/", path == "/debug/pprof/":
+		s.debug.ServeHTTP(w, r)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// allow answers 405 and returns false unless r uses one of methods.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	return false
+}
+
+// readBody reads the request body up to the configured limit, answering
+// 413 (and returning false) for larger bodies.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(w, fmt.Sprintf("request body too large: the limit is %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
+			return nil, false
+		}
+		http.Error(w, "error reading request body: "+err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return b, true
+}
+
+// writeJSON writes a JSON body, indented with ?pretty as rqlite does.
+func writeJSON(w http.ResponseWriter, p *params, status int, body []byte) {
+	if p != nil && p.pretty {
+		body = indent(body)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(body)
+}
