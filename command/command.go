@@ -24,6 +24,9 @@ const (
 	TypeLoad Type = 4
 	// TypeNoop changes nothing; it is used to commit an entry in a new term.
 	TypeNoop Type = 5
+	// TypeClusterID records the cluster's identity (in Data). Only the
+	// first one in the log takes effect.
+	TypeClusterID Type = 6
 )
 
 // String returns the lower-case name of the type.
@@ -39,6 +42,8 @@ func (t Type) String() string {
 		return "load"
 	case TypeNoop:
 		return "noop"
+	case TypeClusterID:
+		return "cluster-id"
 	default:
 		return "unknown"
 	}

@@ -23,6 +23,11 @@ var (
 	ErrTimeout = errors.New("timeout")
 	// ErrNotSQLite is returned for a load whose data is not a SQLite file.
 	ErrNotSQLite = errors.New("invalid SQLite data")
+	// ErrNodeNotFound is returned when removing a node that is not a member.
+	ErrNodeNotFound = errors.New("node not found")
+	// ErrClusterMismatch is returned when a node with state asks to join a
+	// cluster other than its own.
+	ErrClusterMismatch = errors.New("node belongs to a different cluster")
 )
 
 // QueryOptions control how a read is served.

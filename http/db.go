@@ -18,10 +18,12 @@ import (
 // writeStoreError answers for an error from the store: request-level errors
 // rqlite reports inside a 200 JSON body, a missing leader as 503, anything
 // else as 500 with the error text.
-func (s *Service) writeStoreError(w http.ResponseWriter, p *params, err error) {
+func (s *Service) writeStoreError(w http.ResponseWriter, r *http.Request, p *params, err error) {
 	switch {
 	case errors.Is(err, command.ErrNotLeader):
-		http.Error(w, "leader not found", http.StatusServiceUnavailable)
+		s.forward(w, r, p)
+	case errors.Is(err, command.ErrNodeNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
 	case errors.Is(err, command.ErrDisallowedPragma):
 		writeJSON(w, p, http.StatusOK, appendResponse(nil, &response{err: command.ErrDisallowedPragma.Error()}, resultFormat{}))
 	case errors.Is(err, command.ErrStaleRead):
@@ -37,11 +39,8 @@ func (s *Service) writeStoreError(w http.ResponseWriter, p *params, err error) {
 
 // statements reads and parses the body of an execute, query or request
 // call. A text/plain body is one SQL string.
-func (s *Service) statements(w http.ResponseWriter, r *http.Request) ([]command.Statement, bool) {
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return nil, false
-	}
+func (s *Service) statements(w http.ResponseWriter, r *http.Request, p *params) ([]command.Statement, bool) {
+	body := p.body
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "text/plain" {
 		sql := strings.TrimSpace(string(body))
 		if sql == "" {
@@ -74,7 +73,7 @@ func (s *Service) handleExecute(w http.ResponseWriter, r *http.Request, p *param
 		return
 	}
 	start := time.Now()
-	stmts, ok := s.statements(w, r)
+	stmts, ok := s.statements(w, r, p)
 	if !ok {
 		return
 	}
@@ -84,7 +83,7 @@ func (s *Service) handleExecute(w http.ResponseWriter, r *http.Request, p *param
 	}
 	res, idx, err := s.store.Execute(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction})
 	if err != nil {
-		s.writeStoreError(w, p, err)
+		s.writeStoreError(w, r, p, err)
 		return
 	}
 	s.writeResults(w, p, start, res, idx, false)
@@ -93,7 +92,7 @@ func (s *Service) handleExecute(w http.ResponseWriter, r *http.Request, p *param
 func (s *Service) queueWrite(w http.ResponseWriter, r *http.Request, p *params, stmts []command.Statement) {
 	if !p.noLeader {
 		if _, addr := s.store.Leader(); addr != s.store.Addr() {
-			s.writeStoreError(w, p, command.ErrNotLeader)
+			s.writeStoreError(w, r, p, command.ErrNotLeader)
 			return
 		}
 	}
@@ -108,7 +107,7 @@ func (s *Service) queueWrite(w http.ResponseWriter, r *http.Request, p *params, 
 		select {
 		case err := <-done:
 			if err != nil {
-				s.writeStoreError(w, p, err)
+				s.writeStoreError(w, r, p, err)
 				return
 			}
 		case <-ctx.Done():
@@ -134,13 +133,13 @@ func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request, p *params)
 		stmts = []command.Statement{{SQL: q}}
 	} else {
 		var ok bool
-		if stmts, ok = s.statements(w, r); !ok {
+		if stmts, ok = s.statements(w, r, p); !ok {
 			return
 		}
 	}
 	res, idx, err := s.store.Query(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction}, p.queryOptions())
 	if err != nil {
-		s.writeStoreError(w, p, err)
+		s.writeStoreError(w, r, p, err)
 		return
 	}
 	s.writeResults(w, p, start, res, idx, false)
@@ -151,13 +150,13 @@ func (s *Service) handleRequest(w http.ResponseWriter, r *http.Request, p *param
 		return
 	}
 	start := time.Now()
-	stmts, ok := s.statements(w, r)
+	stmts, ok := s.statements(w, r, p)
 	if !ok {
 		return
 	}
 	res, idx, err := s.store.Request(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction}, p.queryOptions())
 	if err != nil {
-		s.writeStoreError(w, p, err)
+		s.writeStoreError(w, r, p, err)
 		return
 	}
 	s.writeResults(w, p, start, res, idx, true)
@@ -172,14 +171,11 @@ func (s *Service) handleLoad(w http.ResponseWriter, r *http.Request, p *params) 
 		return
 	}
 	start := time.Now()
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
+	body := p.body
 	if len(body) >= 16 && string(body[:16]) == "SQLite format 3\x00" {
 		idx, err := s.store.Load(r.Context(), body)
 		if err != nil {
-			s.writeStoreError(w, p, err)
+			s.writeStoreError(w, r, p, err)
 			return
 		}
 		s.writeResults(w, p, start, nil, idx, false)
@@ -199,7 +195,7 @@ func (s *Service) handleLoad(w http.ResponseWriter, r *http.Request, p *params) 
 	req := &command.Request{Statements: []command.Statement{{SQL: sql.String()}}, Transaction: true}
 	res, idx, err := s.store.Execute(r.Context(), req)
 	if err != nil {
-		s.writeStoreError(w, p, err)
+		s.writeStoreError(w, r, p, err)
 		return
 	}
 	s.writeResults(w, p, start, res, idx, false)
@@ -255,7 +251,7 @@ func (s *Service) handleBackup(w http.ResponseWriter, r *http.Request, p *params
 	}
 	if err != nil {
 		if lw.n == 0 {
-			s.writeStoreError(w, p, err)
+			s.writeStoreError(w, r, p, err)
 			return
 		}
 		// Part of the backup is already on the wire: cut the connection so
@@ -276,7 +272,7 @@ func (s *Service) handleSnapshot(w http.ResponseWriter, r *http.Request, p *para
 	case errors.Is(err, command.ErrNothingNew):
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		s.writeStoreError(w, p, err)
+		s.writeStoreError(w, r, p, err)
 	}
 }
 

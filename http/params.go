@@ -14,6 +14,9 @@ import (
 // are true when the key appears, whatever its value, as in rqlite.
 type params struct {
 	v url.Values
+	// body is the request body, read once so a forwarded request can send
+	// it again.
+	body []byte
 
 	pretty, timings, transaction, associative, blobArray  bool
 	queue, wait, raftIndex, redirect, noLeader, nonVoters bool

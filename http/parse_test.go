@@ -29,18 +29,18 @@ func TestParseStatements(t *testing.T) {
 
 func TestParseStatementsErrors(t *testing.T) {
 	for body, want := range map[string]error{
-		``:                              errInvalidJSON,
-		`[`:                             errInvalidJSON,
-		`[]`:                            errNoStatements,
-		`{}`:                            errInvalidRequest,
-		`"SELECT 1"`:                    errInvalidRequest,
-		`[1]`:                           errInvalidRequest,
-		`[[]]`:                          errInvalidRequest,
-		`[[1, 2]]`:                      errInvalidRequest,
-		`[["SELECT ?", [256]]]`:         errUnsupportedType,
-		`[["SELECT ?", ["a"]]]`:         errUnsupportedType,
+		``:                               errInvalidJSON,
+		`[`:                              errInvalidJSON,
+		`[]`:                             errNoStatements,
+		`{}`:                             errInvalidRequest,
+		`"SELECT 1"`:                     errInvalidRequest,
+		`[1]`:                            errInvalidRequest,
+		`[[]]`:                           errInvalidRequest,
+		`[[1, 2]]`:                       errInvalidRequest,
+		`[["SELECT ?", [256]]]`:          errUnsupportedType,
+		`[["SELECT ?", ["a"]]]`:          errUnsupportedType,
 		`[["SELECT ?", {"a": [1, {}]}]]`: errUnsupportedType,
-		strings.Repeat("[", 50):         errInvalidJSON,
+		strings.Repeat("[", 50):          errInvalidJSON,
 	} {
 		if _, err := parseStatements([]byte(body)); !errors.Is(err, want) {
 			t.Errorf("%q: got %v, want %v", body, err, want)

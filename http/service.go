@@ -50,6 +50,8 @@ type Node interface {
 	Snapshot(trailing uint64) error
 	// Stats returns the store's /status section.
 	Stats() (map[string]any, error)
+	// Remove takes a node out of the cluster (leader only).
+	Remove(id string) error
 }
 
 // Store is everything the HTTP service needs from the store.
@@ -122,6 +124,9 @@ type Service struct {
 	wg      sync.WaitGroup
 	debug   *http.ServeMux
 	cluster Cluster
+	fwd     *forwarder
+	// sections are extra /status sections (cluster, bootstrap, ...).
+	sections map[string]func() map[string]any
 }
 
 // New returns a Service; Start begins serving.
@@ -133,6 +138,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 		cfg.AdvAddr = cfg.Addr
 	}
 	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now()}
+	s.fwd = newForwarder()
 	s.debug = http.NewServeMux()
 	s.debug.HandleFunc("/debug/pprof/", pprof.Index)
 	s.debug.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -210,6 +216,17 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+		var ok bool
+		if p.body, ok = s.readBody(w, r); !ok {
+			return
+		}
+	}
+	s.route(w, r, p)
+}
+
+// route dispatches a request by path.
+func (s *Service) route(w http.ResponseWriter, r *http.Request, p *params) {
 	switch path := r.URL.Path; {
 	case path == "/db/execute":
 		s.handleExecute(w, r, p)
@@ -231,6 +248,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleLeader(w, r, p)
 	case path == "/readyz":
 		s.handleReadyz(w, r, p)
+	case path == "/remove":
+		s.handleRemove(w, r, p)
 	case len(path) > len("/debug/pprof/") && path[:len("/debug/pprof/")] == "/debug/pprof/", path == "/debug/pprof/":
 		s.debug.ServeHTTP(w, r)
 	default:

@@ -24,6 +24,15 @@ type Cluster interface {
 // be called before Start.
 func (s *Service) SetCluster(c Cluster) { s.cluster = c }
 
+// AddStatus adds a top-level section to /status, computed by f on each
+// request. It must be called before Start.
+func (s *Service) AddStatus(name string, f func() map[string]any) {
+	if s.sections == nil {
+		s.sections = map[string]func() map[string]any{}
+	}
+	s.sections[name] = f
+}
+
 // APIURL returns this node's advertised HTTP API URL.
 func (s *Service) APIURL() string { return "http://" + s.cfg.AdvAddr }
 
@@ -129,10 +138,7 @@ func (s *Service) handleLeader(w http.ResponseWriter, r *http.Request, p *params
 }
 
 func (s *Service) handleStepdown(w http.ResponseWriter, r *http.Request, p *params) {
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
+	body := p.body
 	var target struct {
 		ID string `json:"id"`
 	}
@@ -144,7 +150,7 @@ func (s *Service) handleStepdown(w http.ResponseWriter, r *http.Request, p *para
 	}
 	_, before := s.store.Leader()
 	if err := s.store.Stepdown(target.ID); err != nil {
-		s.writeStoreError(w, p, err)
+		s.writeStoreError(w, r, p, err)
 		return
 	}
 	if p.wait {
@@ -224,6 +230,9 @@ func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request, p *params
 			"num_cpu": runtime.NumCPU(), "num_goroutine": runtime.NumGoroutine(), "version": runtime.Version(),
 		},
 		"store": storeStats,
+	}
+	for name, f := range s.sections {
+		status[name] = f()
 	}
 	var body any = status
 	if key := p.v.Get("key"); key != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,11 +29,15 @@ type fsm struct {
 	db   *db.DB
 	tmp  string // scratch directory for snapshot and load files
 	logs raft.LogStore
+	// idPath is the file the cluster ID is kept in, so a restarting node
+	// knows its cluster before the log is replayed.
+	idPath string
 
-	mu      sync.Mutex
-	index   uint64    // last log index whose effects are in SQLite
-	updated time.Time // when index last advanced
-	waiters []waiter
+	mu        sync.Mutex
+	clusterID string
+	index     uint64    // last log index whose effects are in SQLite
+	updated   time.Time // when index last advanced
+	waiters   []waiter
 }
 
 type waiter struct {
@@ -40,8 +45,35 @@ type waiter struct {
 	ch    chan struct{}
 }
 
-func newFSM(d *db.DB, tmp string, logs raft.LogStore) *fsm {
-	return &fsm{db: d, tmp: tmp, logs: logs}
+func newFSM(d *db.DB, tmp string, logs raft.LogStore, idPath string) *fsm {
+	f := &fsm{db: d, tmp: tmp, logs: logs, idPath: idPath}
+	if b, err := os.ReadFile(idPath); err == nil {
+		f.clusterID = strings.TrimSpace(string(b))
+	}
+	return f
+}
+
+// getClusterID returns the cluster ID, empty until one is committed.
+func (f *fsm) getClusterID() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.clusterID
+}
+
+// setClusterID records id, persisting it, unless an ID is already set
+// (force replaces it: a restored snapshot is authoritative).
+func (f *fsm) setClusterID(id string, force bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id == "" || id == f.clusterID || (f.clusterID != "" && !force) {
+		return nil
+	}
+	f.clusterID = id
+	tmp := f.idPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, f.idPath)
 }
 
 // Apply implements raft.FSM.
@@ -68,6 +100,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return &fsmResponse{err: f.load(c.Data)}
 	case command.TypeNoop:
 		return &fsmResponse{}
+	case command.TypeClusterID:
+		return &fsmResponse{err: f.setClusterID(string(c.Data), false)}
 	default:
 		return &fsmResponse{err: fmt.Errorf("apply log entry %d: unknown command type %d", l.Index, c.Type)}
 	}
@@ -158,17 +192,24 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		os.Remove(p)
 		return nil, fmt.Errorf("snapshot database: %w", err)
 	}
-	return &fsmSnapshot{path: p, index: index}, nil
+	return &fsmSnapshot{path: p, index: index, clusterID: f.getClusterID()}, nil
 }
 
 // Restore implements raft.FSM: it replaces the database with a snapshot.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var hdr [8]byte
+	var hdr [10]byte
 	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
 		return fmt.Errorf("read snapshot header: %w", err)
 	}
-	index := binary.LittleEndian.Uint64(hdr[:])
+	index := binary.LittleEndian.Uint64(hdr[:8])
+	id := make([]byte, binary.LittleEndian.Uint16(hdr[8:]))
+	if _, err := io.ReadFull(rc, id); err != nil {
+		return fmt.Errorf("read snapshot header: %w", err)
+	}
+	if err := f.setClusterID(string(id), true); err != nil {
+		return err
+	}
 	p, err := writeTemp(f.tmp, "restore-*.db", func(w io.Writer) error {
 		_, err := io.Copy(w, rc)
 		return err
@@ -188,18 +229,21 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 }
 
 // fsmSnapshot is a database image waiting to be written to the snapshot store.
-// The stream is an 8-byte little-endian applied index followed by the file.
+// The stream is a header (8-byte little-endian applied index, 2-byte length
+// and the cluster ID) followed by the file.
 type fsmSnapshot struct {
-	path  string
-	index uint64
+	path      string
+	index     uint64
+	clusterID string
 }
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	err := func() error {
-		var hdr [8]byte
-		binary.LittleEndian.PutUint64(hdr[:], s.index)
-		if _, err := sink.Write(hdr[:]); err != nil {
+		hdr := binary.LittleEndian.AppendUint64(nil, s.index)
+		hdr = binary.LittleEndian.AppendUint16(hdr, uint16(len(s.clusterID)))
+		hdr = append(hdr, s.clusterID...)
+		if _, err := sink.Write(hdr); err != nil {
 			return err
 		}
 		fd, err := os.Open(s.path)

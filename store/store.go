@@ -48,10 +48,11 @@ var (
 
 // File names inside the data directory.
 const (
-	lockName   = "rqlited.lock"
-	raftDBName = "raft.db"
-	sqliteName = "db.sqlite"
-	tmpDirName = "tmp"
+	lockName      = "rqlited.lock"
+	raftDBName    = "raft.db"
+	sqliteName    = "db.sqlite"
+	tmpDirName    = "tmp"
+	clusterIDName = "cluster_id"
 )
 
 // Layer is the network layer Raft runs over: a listener for inbound
@@ -101,6 +102,19 @@ type Config struct {
 	// TrailingLogs is how many entries a snapshot leaves in the log, so
 	// slightly lagging followers catch up without a snapshot.
 	TrailingLogs uint64
+
+	// NonVoter makes this node a read replica: it receives the log but
+	// never votes or leads.
+	NonVoter bool
+	// ReapTimeout, if positive, makes the leader remove voters it has not
+	// reached for that long. ReapReadOnlyTimeout does the same for read
+	// replicas.
+	ReapTimeout         time.Duration
+	ReapReadOnlyTimeout time.Duration
+
+	// RemoveShutdown makes Removed fire when this node is taken out of the
+	// cluster, so the process can stop (-raft-remove-shutdown).
+	RemoveShutdown bool
 
 	// ForeignKeys enables SQLite foreign key constraints.
 	ForeignKeys bool
@@ -179,6 +193,9 @@ type Store struct {
 	snaps    *raft.FileSnapshotStore
 	trans    *raft.NetworkTransport
 	openedAt time.Time
+	done     chan struct{} // closed by Close to stop watch
+	wg       sync.WaitGroup
+	removed  chan struct{} // closed when this node is removed (RemoveShutdown)
 }
 
 // New returns a Store for cfg. It does no I/O; call Open.
@@ -271,7 +288,7 @@ func (s *Store) Open() (retErr error) {
 	})
 	closers = append(closers, trans.Close)
 
-	f := newFSM(d, tmp, logStore)
+	f := newFSM(d, tmp, logStore, filepath.Join(s.cfg.Dir, clusterIDName))
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.cfg.NodeID)
 	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
@@ -300,7 +317,17 @@ func (s *Store) Open() (retErr error) {
 	s.lock, s.db, s.fsm, s.raft, s.boltLog, s.snaps, s.trans = lock, d, f, r, boltLog, snaps, trans
 	s.open = true
 	s.openedAt = time.Now()
+	s.done = make(chan struct{})
+	s.removed = make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watch(r, s.done)
+	}()
 	s.logger.Info("store open", "dir", s.cfg.Dir, "node-id", s.cfg.NodeID, "addr", s.cfg.Addr)
+	s.mu.Unlock()
+	s.campaignIfAlone()
+	s.mu.Lock()
 	return nil
 }
 
@@ -356,6 +383,7 @@ func (s *Store) BootstrapSelf() error {
 	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	s.campaignIfAlone()
 	return nil
 }
 
@@ -388,6 +416,10 @@ func (s *Store) Close(stepDown bool) error {
 		return nil
 	}
 	s.open = false
+	close(s.done)
+	s.mu.Unlock()
+	s.wg.Wait() // watch may be proposing; it needs s.mu shared
+	s.mu.Lock()
 	if stepDown && s.raft.State() == raft.Leader && s.numVoters() > 1 {
 		if err := s.raft.LeadershipTransfer().Error(); err != nil {
 			s.logger.Warn("leadership transfer before shutdown failed", "error", err)
@@ -414,6 +446,14 @@ func (s *Store) numVoters() int {
 		}
 	}
 	return n
+}
+
+// Removed is closed when, with RemoveShutdown, this node has been removed
+// from the cluster.
+func (s *Store) Removed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.removed
 }
 
 // raftNode returns the running Raft node or ErrNotOpen.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -20,6 +21,19 @@ type Config struct {
 	HTTPAdvAddr string
 	RaftAddr    string
 	RaftAdvAddr string
+
+	JoinAddrs               []string
+	JoinAttempts            int
+	JoinInterval            time.Duration
+	JoinAs                  string
+	BootstrapExpect         int
+	BootstrapExpectTimeout  time.Duration
+	RaftNonVoter            bool
+	RaftRemoveShutdown      bool
+	RaftClusterRemoveShut   bool
+	RaftReapNodeTimeout     time.Duration
+	RaftReapReadOnlyTimeout time.Duration
+	ClusterConnectTimeout   time.Duration
 
 	RaftSnapThreshold  uint64
 	RaftSnapInterval   time.Duration
@@ -67,6 +81,20 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.RaftAddr, "raft-addr", "localhost:4002", "Raft communication bind address (host:port)")
 	fs.StringVar(&c.RaftAdvAddr, "raft-adv-addr", "", "Advertised Raft communication address (host:port). If not set, same as Raft bind address")
 
+	var join string
+	fs.StringVar(&join, "join", "", "Comma-delimited list of nodes to join, as Raft addresses (host:port) or HTTP URLs (http://host:port)")
+	fs.IntVar(&c.JoinAttempts, "join-attempts", 5, "Number of join attempts to make")
+	fs.DurationVar(&c.JoinInterval, "join-interval", 3*time.Second, "Period between join attempts")
+	fs.StringVar(&c.JoinAs, "join-as", "", "Username in authentication file to join as. If not set, joins anonymously")
+	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "Minimum number of nodes required for a bootstrap")
+	fs.DurationVar(&c.BootstrapExpectTimeout, "bootstrap-expect-timeout", 120*time.Second, "Maximum time for bootstrap process")
+	fs.BoolVar(&c.RaftNonVoter, "raft-non-voter", false, "Configure as non-voting node (read replica)")
+	fs.BoolVar(&c.RaftRemoveShutdown, "raft-remove-shutdown", false, "Shutdown Raft if node removed from cluster")
+	fs.BoolVar(&c.RaftClusterRemoveShut, "raft-cluster-remove-shutdown", false, "Node removes itself from cluster on graceful shutdown")
+	fs.DurationVar(&c.RaftReapNodeTimeout, "raft-reap-node-timeout", 0, "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place")
+	fs.DurationVar(&c.RaftReapReadOnlyTimeout, "raft-reap-read-only-node-timeout", 0, "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place")
+	fs.DurationVar(&c.ClusterConnectTimeout, "cluster-connect-timeout", 30*time.Second, "Timeout for initial connection to other nodes")
+
 	fs.Uint64Var(&c.RaftSnapThreshold, "raft-snap", 8192, "Number of outstanding log entries which triggers Raft snapshot")
 	fs.DurationVar(&c.RaftSnapInterval, "raft-snap-int", 10*time.Second, "Snapshot threshold check interval")
 	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat-timeout", time.Second, "Raft heartbeat timeout")
@@ -98,6 +126,11 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 			return nil, flag.ErrHelp
 		}
 		return nil, errUsage
+	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			c.JoinAddrs = append(c.JoinAddrs, j)
+		}
 	}
 	if c.ShowVersion {
 		return c, nil
@@ -153,6 +186,43 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeID == "" {
 		c.NodeID = c.RaftAdvAddr
+	}
+	for _, j := range c.JoinAddrs {
+		hostport := j
+		if strings.HasPrefix(j, "http://") || strings.HasPrefix(j, "https://") {
+			u, err := url.Parse(j)
+			if err != nil || u.Host == "" {
+				return fmt.Errorf("-join address %q is not a valid URL", j)
+			}
+			hostport = u.Host
+		}
+		if _, port, err := net.SplitHostPort(hostport); err != nil || port == "" {
+			return fmt.Errorf("-join address %q must be host:port (a Raft address) or http://host:port", j)
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		return errors.New("-bootstrap-expect must not be negative")
+	}
+	if c.BootstrapExpect > 0 && c.RaftNonVoter {
+		return errors.New("-bootstrap-expect cannot be used with -raft-non-voter: read replicas never form a cluster, they join one")
+	}
+	if c.BootstrapExpect > 0 && len(c.JoinAddrs) == 0 {
+		return errors.New("-bootstrap-expect needs -join with the addresses of the nodes that form the cluster")
+	}
+	if c.BootstrapExpect > 0 && len(c.JoinAddrs) < c.BootstrapExpect {
+		return fmt.Errorf("-bootstrap-expect %d needs at least %d addresses in -join (it has %d)", c.BootstrapExpect, c.BootstrapExpect, len(c.JoinAddrs))
+	}
+	if c.BootstrapExpectTimeout <= 0 {
+		return errors.New("-bootstrap-expect-timeout must be positive")
+	}
+	if c.JoinAttempts < 1 {
+		return errors.New("-join-attempts must be at least 1")
+	}
+	if c.RaftReapNodeTimeout < 0 || c.RaftReapReadOnlyTimeout < 0 {
+		return errors.New("-raft-reap-node-timeout and -raft-reap-read-only-node-timeout must not be negative")
+	}
+	if c.ClusterConnectTimeout <= 0 {
+		return errors.New("-cluster-connect-timeout must be positive")
 	}
 	if c.RaftSnapThreshold == 0 {
 		return errors.New("-raft-snap must be at least 1")

@@ -10,21 +10,29 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/rqlited/rqlited/cluster"
 	"github.com/rqlited/rqlited/db"
 	httpd "github.com/rqlited/rqlited/http"
 	"github.com/rqlited/rqlited/mux"
 	"github.com/rqlited/rqlited/queue"
 	"github.com/rqlited/rqlited/store"
 )
+
+// exitBootTimeout is the exit status when no cluster was formed or joined
+// within -bootstrap-expect-timeout, so supervisors can tell it apart from a
+// configuration error (status 1).
+const exitBootTimeout = 3
 
 // Build information, set with -ldflags "-X main.version=...".
 var (
@@ -60,6 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := serve(ctx, cfg, logger, stderr); err != nil {
 		logger.Error("rqlited failed", "error", err)
 		fmt.Fprintf(stderr, "rqlited: %v\n", err)
+		if errors.Is(err, cluster.ErrBootTimeout) {
+			return exitBootTimeout
+		}
 		return 1
 	}
 	return 0
@@ -111,7 +122,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		return fmt.Errorf("listen on Raft address %s (-raft-addr): %w", cfg.RaftAddr, err)
 	}
 	mx := mux.New(ln, logger)
-	raftLayer := mx.Layer(mux.HeaderRaft)
+	raftLayer, clusterLayer := mx.Layer(mux.HeaderRaft), mx.Layer(mux.HeaderCluster)
 	mx.Serve()
 	defer mx.Close()
 
@@ -128,6 +139,10 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	sc.SnapshotThreshold = cfg.RaftSnapThreshold
 	sc.SnapshotInterval = cfg.RaftSnapInterval
 	sc.TrailingLogs = cfg.RaftSnapThreshold + cfg.RaftSnapThreshold/4
+	sc.NonVoter = cfg.RaftNonVoter
+	sc.ReapTimeout = cfg.RaftReapNodeTimeout
+	sc.ReapReadOnlyTimeout = cfg.RaftReapReadOnlyTimeout
+	sc.RemoveShutdown = cfg.RaftRemoveShutdown
 	sc.ForeignKeys = cfg.ForeignKeys
 	sc.MaxReadConns = cfg.MaxReadConns
 	sc.RaftLogLevel = strings.ToUpper(cfg.RaftLogLevel)
@@ -145,18 +160,10 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			retErr = errors.Join(retErr, fmt.Errorf("close store: %w", err))
 		}
 	}()
-	hasState, err := str.HasState()
-	if err != nil {
-		return err
-	}
-	if !hasState {
-		logger.Info("no existing state: bootstrapping a single-node cluster", "node-id", cfg.NodeID)
-		if err := str.BootstrapSelf(); err != nil {
-			return err
-		}
-	} else {
-		logger.Info("existing state found: restarting", "dir", dir)
-	}
+
+	apiURL := "http://" + cfg.HTTPAdvAddr
+	client := cluster.NewClient(clusterLayer, cfg.ClusterConnectTimeout)
+	csvc := cluster.NewService(clusterLayer, str, cluster.ServiceConfig{APIURL: apiURL, Version: version}, logger)
 
 	hc := httpd.DefaultConfig()
 	hc.Addr = cfg.HTTPAddr
@@ -173,20 +180,113 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	hs.SetCluster(client)
+	hs.AddStatus("cluster", func() map[string]any {
+		return map[string]any{"cluster_id": str.ClusterID(), "join": cfg.JoinAddrs, "non_voter": cfg.RaftNonVoter}
+	})
+
+	hasState, err := str.HasState()
+	if err != nil {
+		return err
+	}
+	self := cluster.Self{ID: cfg.NodeID, Addr: cfg.RaftAdvAddr, Voter: !cfg.RaftNonVoter, ClusterID: str.ClusterID}
+	httpClient := &http.Client{Timeout: 5 * time.Second}
+	var boot *cluster.Bootstrapper
+	if !hasState && cfg.BootstrapExpect > 0 {
+		boot = cluster.NewBootstrapper(cluster.BootConfig{Expect: cfg.BootstrapExpect, Timeout: cfg.BootstrapExpectTimeout,
+			Self: self}, cluster.StaticAddresses(cfg.JoinAddrs), str, client, httpClient, logger)
+		csvc.SetNotifyState(boot.NotifyState)
+		hs.AddStatus("bootstrap", boot.Stats)
+	}
+	csvc.Start()
+	defer csvc.Close()
 	if err := hs.Start(); err != nil {
 		return err
 	}
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hs.Close(shutdownCtx); err != nil {
+			logger.Warn("HTTP shutdown", "error", err)
+		}
+	}()
 	logger.Info("rqlited started", "version", version, "node-id", cfg.NodeID,
 		"http", hs.Addr().String(), "raft", ln.Addr().String(), "dir", dir)
 
-	<-ctx.Done()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancelJoin := context.WithCancel(ctx) // runs before wg.Wait
+	defer cancelJoin()
+	joiner := &cluster.Joiner{Client: client, HTTP: httpClient, Self: self,
+		Attempts: cfg.JoinAttempts, Interval: cfg.JoinInterval, Logger: logger}
+	switch {
+	case hasState:
+		logger.Info("existing state found: restarting into the cluster", "dir", dir, "cluster-id", str.ClusterID())
+		if len(cfg.JoinAddrs) > 0 {
+			// Harmless if nothing changed; updates the leader's entry if this
+			// node restarted at a new address.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := joiner.Join(ctx, cfg.JoinAddrs); err != nil && ctx.Err() == nil {
+					logger.Info("re-join on restart did not complete (fine if the cluster already has this node's address)", "error", err)
+				}
+			}()
+		}
+	case len(cfg.JoinAddrs) == 0:
+		if cfg.RaftNonVoter {
+			return errors.New("a read replica (-raft-non-voter) cannot form a cluster on its own: give it -join with the address of a cluster node")
+		}
+		logger.Info("no existing state and no -join: bootstrapping a single-node cluster", "node-id", cfg.NodeID)
+		if err := str.BootstrapSelf(); err != nil {
+			return err
+		}
+	case boot != nil:
+		if err := boot.Run(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	default:
+		if _, err := joiner.Join(ctx, cfg.JoinAddrs); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, cluster.ErrJoinSelf) {
+				return fmt.Errorf("-join: %w (to start a new cluster, leave out -join)", err)
+			}
+			return err
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-str.Removed():
+	}
 	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Close(shutdownCtx); err != nil {
-		logger.Warn("HTTP shutdown", "error", err)
+	if cfg.RaftClusterRemoveShut {
+		removeSelf(str, client, cfg.NodeID, logger)
 	}
 	return nil
+}
+
+// removeSelf asks the leader to remove this node (-raft-cluster-remove-shutdown).
+func removeSelf(str *store.Store, client *cluster.Client, id string, logger *slog.Logger) {
+	for attempt := 0; attempt < 5; attempt++ {
+		_, leader := str.Leader()
+		if leader != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := client.Remove(ctx, leader, id)
+			cancel()
+			if err == nil {
+				logger.Info("removed this node from the cluster before shutting down")
+				return
+			}
+			logger.Warn("remove self before shutdown", "attempt", attempt+1, "error", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func writeMemProfile(path string, logger *slog.Logger) {

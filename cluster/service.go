@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rqlited/rqlited/command"
+)
+
+// Manager is what the service needs from the store.
+type Manager interface {
+	// ID and Addr identify this node (Raft ID and advertised address).
+	ID() string
+	Addr() string
+	// Leader returns the leader's ID and Raft address, empty if unknown.
+	Leader() (id, addr string)
+	// ClusterID returns this node's cluster, empty if it has none yet.
+	ClusterID() string
+	// HasState reports whether this node already belongs to a cluster.
+	HasState() (bool, error)
+	// Join, Remove and Stepdown act on the leader; elsewhere they return
+	// command.ErrNotLeader.
+	Join(id, addr string, voter bool, clusterID string) error
+	Remove(id string) error
+	Stepdown(id string) error
+}
+
+// NotifyState reports this node's bootstrap parameters to notifying peers:
+// its -bootstrap-expect, its bootstrap set, and whether it has already
+// bootstrapped that set.
+type NotifyState func() (expect int, set []string, formed bool)
+
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	// APIURL and Version are returned by the meta call.
+	APIURL  string
+	Version string
+	// Timeout bounds reading a request and writing its answer.
+	Timeout time.Duration
+}
+
+// Service answers cluster calls arriving on ln.
+type Service struct {
+	ln     net.Listener
+	mgr    Manager
+	cfg    ServiceConfig
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	notify NotifyState
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewService returns a Service; Start begins serving.
+func NewService(ln net.Listener, mgr Manager, cfg ServiceConfig, logger *slog.Logger) *Service {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return &Service{ln: ln, mgr: mgr, cfg: cfg, logger: logger.With("component", "cluster"), conns: map[net.Conn]struct{}{}}
+}
+
+// SetNotifyState installs the function that describes this node's
+// bootstrap parameters. Without one, the node reports -bootstrap-expect 0.
+func (s *Service) SetNotifyState(f NotifyState) {
+	s.mu.Lock()
+	s.notify = f
+	s.mu.Unlock()
+}
+
+// Start serves on goroutines owned by the Service.
+func (s *Service) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.conns[c] = struct{}{}
+			s.wg.Add(1)
+			s.mu.Unlock()
+			go func() {
+				defer s.wg.Done()
+				s.serve(c)
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+		}
+	}()
+}
+
+// Close stops the service and waits for calls in progress.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Service) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(s.cfg.Timeout))
+	var req request
+	if err := readFrame(c, &req); err != nil {
+		s.logger.Debug("bad cluster request", "remote", c.RemoteAddr().String(), "error", err)
+		return
+	}
+	resp := s.handle(&req)
+	if err := writeFrame(c, resp); err != nil {
+		s.logger.Debug("cluster response not sent", "remote", c.RemoteAddr().String(), "error", err)
+	}
+}
+
+func (s *Service) handle(req *request) *response {
+	resp := &response{ID: s.mgr.ID(), Addr: s.mgr.Addr(), ClusterID: s.mgr.ClusterID()}
+	_, resp.Leader = s.mgr.Leader()
+	var err error
+	switch req.Type {
+	case typeMeta:
+		resp.APIURL, resp.Version = s.cfg.APIURL, s.cfg.Version
+	case typeJoin:
+		if req.ID == "" || req.Addr == "" {
+			err = errors.New("join needs a node ID and an address")
+			break
+		}
+		err = s.mgr.Join(req.ID, req.Addr, req.Voter, req.ClusterID)
+	case typeRemove:
+		err = s.mgr.Remove(req.ID)
+	case typeStepdown:
+		err = s.mgr.Stepdown(req.ID)
+	case typeNotify:
+		resp.HasState, err = s.mgr.HasState()
+		s.mu.Lock()
+		if s.notify != nil {
+			resp.Expect, resp.Set, resp.Formed = s.notify()
+		}
+		s.mu.Unlock()
+	default:
+		err = errors.New("unknown request type " + req.Type)
+	}
+	if err != nil {
+		resp.Error = err.Error()
+		switch {
+		case errors.Is(err, command.ErrNotLeader):
+			resp.Code = codeNotLeader
+		case errors.Is(err, command.ErrClusterMismatch):
+			resp.Code = codeClusterMismatch
+		case errors.Is(err, command.ErrNodeNotFound):
+			resp.Code = codeNotFound
+		}
+	}
+	return resp
+}

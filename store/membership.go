@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/rqlited/rqlited/command"
+)
+
+// ClusterID returns the identity of the cluster this node belongs to, empty
+// until the first leader has committed one.
+func (s *Store) ClusterID() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.fsm == nil {
+		return ""
+	}
+	return s.fsm.getClusterID()
+}
+
+// newClusterID returns a random 128-bit ID in UUID form.
+func newClusterID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// Bootstrap forms a new cluster of exactly servers, if this node has no
+// state. Every node of a bootstrap-expect set calls it with the same list,
+// which is how they all end up in one cluster.
+func (s *Store) Bootstrap(servers []command.Server) error {
+	r, err := s.raftNode()
+	if err != nil {
+		return err
+	}
+	cfg := raft.Configuration{}
+	for _, srv := range servers {
+		suf := raft.Voter
+		if !srv.Voter {
+			suf = raft.Nonvoter
+		}
+		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(srv.ID), Address: raft.ServerAddress(srv.Addr), Suffrage: suf})
+	}
+	if err := r.BootstrapCluster(cfg).Error(); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	s.logger.Info("bootstrapped new cluster", "servers", len(servers))
+	// One member, the voter with the lowest ID, starts the first election
+	// at once, so a new cluster has a leader in milliseconds rather than
+	// after a heartbeat timeout of one to two seconds.
+	lowest := ""
+	for _, srv := range servers {
+		if srv.Voter && (lowest == "" || srv.ID < lowest) {
+			lowest = srv.ID
+		}
+	}
+	if lowest == s.cfg.NodeID {
+		s.campaign()
+	}
+	return nil
+}
+
+// campaign makes this node start an election now, by sending itself the
+// TimeoutNow message Raft uses for leadership transfer. It is only used
+// when no leader exists: on a cluster that was just bootstrapped, or on a
+// single-voter cluster that restarts. Raft's voting rules keep it safe.
+func (s *Store) campaign() {
+	if _, leader := s.Leader(); leader != "" {
+		return
+	}
+	var resp raft.TimeoutNowResponse
+	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
+		ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(s.cfg.NodeID), Addr: []byte(s.cfg.Addr)}}
+	if err := s.trans.TimeoutNow(raft.ServerID(s.cfg.NodeID), raft.ServerAddress(s.cfg.Addr), req, &resp); err != nil {
+		s.logger.Debug("could not start an early election", "error", err)
+	}
+}
+
+// campaignIfAlone starts an election at once if this node is the only
+// voter of its cluster (a single-node cluster restarting).
+func (s *Store) campaignIfAlone() {
+	servers, err := s.Servers()
+	if err != nil {
+		return
+	}
+	voters := 0
+	for _, srv := range servers {
+		if srv.Voter {
+			voters++
+		}
+	}
+	if voters == 1 && len(servers) > 0 && s.IsMember(s.cfg.NodeID) {
+		for _, srv := range servers {
+			if srv.Voter && srv.ID == s.cfg.NodeID {
+				s.campaign()
+			}
+		}
+	}
+}
+
+// Join adds the node id at addr to the cluster. It must run on the leader.
+// Joining is idempotent: a member with the same ID and address is left as it
+// is; the same ID at a new address (or a new ID at a known address) replaces
+// the old entry. A node that already belongs to another cluster (clusterID
+// set and different) is refused.
+func (s *Store) Join(id, addr string, voter bool, clusterID string) error {
+	r, err := s.raftNode()
+	if err != nil {
+		return err
+	}
+	if r.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if mine := s.ClusterID(); clusterID != "" && mine != "" && clusterID != mine {
+		return fmt.Errorf("%w: the joining node is in cluster %s, this is cluster %s", command.ErrClusterMismatch, clusterID, mine)
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, srv := range f.Configuration().Servers {
+		sameID, sameAddr := string(srv.ID) == id, string(srv.Address) == addr
+		if !sameID && !sameAddr {
+			continue
+		}
+		if sameID && sameAddr && (srv.Suffrage == raft.Voter) == voter {
+			s.logger.Info("join: node is already a member", "node-id", id, "addr", addr)
+			return nil
+		}
+		if srv.ID == raft.ServerID(s.cfg.NodeID) {
+			return fmt.Errorf("address %s belongs to the leader (%s): a joining node needs its own address", addr, s.cfg.NodeID)
+		}
+		if err := r.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
+			return fmt.Errorf("remove old entry of %s before join: %w", srv.ID, err)
+		}
+		s.logger.Info("join: replaced old entry", "node-id", srv.ID, "old-addr", srv.Address, "new-addr", addr)
+	}
+	var af raft.IndexFuture
+	if voter {
+		af = r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0)
+	} else {
+		af = r.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0)
+	}
+	if err := af.Error(); err != nil {
+		if err == raft.ErrNotLeader {
+			return ErrNotLeader
+		}
+		return fmt.Errorf("add %s: %w", id, err)
+	}
+	s.logger.Info("node joined", "node-id", id, "addr", addr, "voter", voter)
+	return nil
+}
+
+// Remove takes the node id out of the cluster. It must run on the leader.
+func (s *Store) Remove(id string) error {
+	r, err := s.raftNode()
+	if err != nil {
+		return err
+	}
+	if r.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	servers, err := s.Servers()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, srv := range servers {
+		found = found || srv.ID == id
+	}
+	if !found {
+		return fmt.Errorf("%w: %s", command.ErrNodeNotFound, id)
+	}
+	if err := r.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+		if err == raft.ErrNotLeader {
+			return ErrNotLeader
+		}
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	s.logger.Info("node removed", "node-id", id)
+	return nil
+}
+
+// IsMember reports whether id is in the cluster configuration.
+func (s *Store) IsMember(id string) bool {
+	servers, err := s.Servers()
+	if err != nil {
+		return false
+	}
+	for _, srv := range servers {
+		if srv.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// watch runs on its own goroutine while the store is open. As leader it
+// makes sure the cluster has an ID, and it reaps nodes unreachable for
+// longer than the configured timeouts.
+func (s *Store) watch(r *raft.Raft, done <-chan struct{}) {
+	obsCh := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(obs)
+	defer r.DeregisterObserver(obs)
+	failing := map[raft.ServerID]time.Time{} // peer -> last contact
+	wasMember := false
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case o := <-obsCh:
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				if _, ok := failing[d.PeerID]; !ok {
+					failing[d.PeerID] = d.LastContact
+				}
+			case raft.ResumedHeartbeatObservation:
+				delete(failing, d.PeerID)
+			}
+			continue
+		case <-t.C:
+		}
+		if s.cfg.RemoveShutdown {
+			member := s.IsMember(s.cfg.NodeID)
+			if wasMember && !member {
+				s.logger.Warn("this node was removed from the cluster: shutting down (-raft-remove-shutdown)")
+				close(s.removed)
+				return
+			}
+			wasMember = wasMember || member
+		}
+		if r.State() != raft.Leader {
+			clear(failing)
+			continue
+		}
+		if s.fsm.getClusterID() == "" {
+			c := &command.Command{Type: command.TypeClusterID, Data: []byte(newClusterID())}
+			if _, _, err := s.propose(context.Background(), c); err != nil {
+				s.logger.Warn("could not record cluster ID", "error", err)
+			}
+		}
+		s.reap(failing)
+	}
+}
+
+// reap removes peers that have failed heartbeats for longer than the reap
+// timeout of their kind (voter or read replica), if that timeout is set.
+func (s *Store) reap(failing map[raft.ServerID]time.Time) {
+	if len(failing) == 0 || (s.cfg.ReapTimeout == 0 && s.cfg.ReapReadOnlyTimeout == 0) {
+		return
+	}
+	servers, err := s.Servers()
+	if err != nil {
+		return
+	}
+	for _, srv := range servers {
+		last, ok := failing[raft.ServerID(srv.ID)]
+		if !ok {
+			continue
+		}
+		timeout := s.cfg.ReapTimeout
+		if !srv.Voter {
+			timeout = s.cfg.ReapReadOnlyTimeout
+		}
+		if timeout == 0 || time.Since(last) < timeout {
+			continue
+		}
+		s.logger.Warn("reaping unreachable node", "node-id", srv.ID, "voter", srv.Voter, "last-contact", last)
+		if err := s.Remove(srv.ID); err != nil {
+			s.logger.Warn("reap failed", "node-id", srv.ID, "error", err)
+			continue
+		}
+		delete(failing, raft.ServerID(srv.ID))
+	}
+}
