@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rqlited/rqlited/command"
 )
 
 // Self describes the node that joins or bootstraps.
@@ -59,6 +61,26 @@ func ResolveTarget(ctx context.Context, hc *http.Client, target string) (string,
 		return "", fmt.Errorf("join target %s did not report its Raft address (HTTP %d)", target, resp.StatusCode)
 	}
 	return addr, nil
+}
+
+// servesHTTP reports whether addr answers HTTP, which explains a failed
+// cluster call: the operator gave an HTTP address where a Raft one belongs.
+func servesHTTP(ctx context.Context, hc *http.Client, addr string) bool {
+	if hc == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // Joiner joins an existing cluster through a list of targets.
@@ -119,6 +141,9 @@ func (j *Joiner) try(ctx context.Context, target string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := j.Client.Join(cctx, addr, j.Self.ID, j.Self.Addr, j.Self.Voter, j.Self.clusterID()); err != nil {
+		if !errors.Is(err, command.ErrNotLeader) && !errors.Is(err, command.ErrClusterMismatch) && servesHTTP(ctx, j.HTTP, addr) {
+			return "", fmt.Errorf("%w: %s speaks HTTP: give the Raft address (-raft-adv-addr) of that node, or http://%s", errNotCluster, addr, addr)
+		}
 		return "", fmt.Errorf("join through %s: %w", target, err)
 	}
 	j.Logger.Info("joined cluster", "through", target)

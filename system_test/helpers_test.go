@@ -126,9 +126,14 @@ func (n *Node) Start() {
 		n.exitErr = cmd.Wait()
 		close(done)
 	}()
+	out := n.out
 	n.t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-done
+		// The race-enabled binary reports data races on stderr and carries on.
+		if strings.Contains(out.String(), "WARNING: DATA RACE") {
+			n.t.Errorf("data race in rqlited:\n%s", out.String())
+		}
 		if n.t.Failed() {
 			n.t.Logf("output of node %s:\n%s", n.HTTPAddr, n.out.String())
 		}

@@ -1,0 +1,367 @@
+package system_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestJoinBothAddressForms(t *testing.T) {
+	n1 := startNode(t, "-node-id", "n1")
+	n2 := newNode(t, "", "-node-id", "n2", "-join", n1.RaftAddr, "-join-interval", "100ms")
+	n2.Start()
+	n3 := newNode(t, "", "-node-id", "n3", "-join", "http://"+n1.HTTPAddr, "-join-interval", "100ms")
+	n3.Start()
+	c := Cluster{n1, n2, n3}
+	leader := c.waitOneCluster(t, 20*time.Second)
+	if leader != n1 {
+		t.Fatalf("leader is %s, want n1", leader.nodeID())
+	}
+	s, b := n1.Do("GET", "/nodes?ver=2", "", nil)
+	var nodes struct{ Nodes []map[string]any }
+	json.Unmarshal([]byte(b), &nodes)
+	if s != 200 || len(nodes.Nodes) != 3 {
+		t.Fatalf("nodes: %s", b)
+	}
+	for _, nd := range nodes.Nodes {
+		if nd["reachable"] != true || !strings.HasPrefix(nd["api_addr"].(string), "http://127.0.0.1:") {
+			t.Fatalf("node entry: %v", nd)
+		}
+	}
+
+	// A write sent to a follower is forwarded, and says who served it.
+	resp, err := http.Post(n3.URL("/db/execute"), "application/json", strings.NewReader(`["CREATE TABLE t (x)", "INSERT INTO t VALUES(1)"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || buf.String() != `{"results":[{},{"last_insert_id":1,"rows_affected":1}]}` || resp.Header.Get("X-RQLITE-SERVED-BY") != n1.RaftAddr {
+		t.Fatalf("forwarded write: %d %s served-by=%q", resp.StatusCode, buf.String(), resp.Header.Get("X-RQLITE-SERVED-BY"))
+	}
+	// Linearizable and weak reads through a follower see it at once.
+	for _, level := range []string{"linearizable", "weak", "strong"} {
+		if c := n2.count("t", level); c != 1 {
+			t.Fatalf("%s read through follower: %d", level, c)
+		}
+	}
+	// level=none is served locally and converges.
+	waitFor(t, 10*time.Second, "replication to n3", func() bool {
+		s, b := n3.Query("SELECT COUNT(*) FROM t", "&level=none")
+		return s == 200 && strings.Contains(b, `"values":[[1]]`)
+	})
+
+	// ?redirect answers 301 with the leader's URL.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Get(n2.URL("/db/query?q=SELECT+1&redirect"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "http://"+n1.HTTPAddr+"/db/query?q=SELECT+1&redirect" {
+		t.Fatalf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// Joining is idempotent: restarting n2 with the same arguments keeps
+	// one entry for it.
+	n2.Stop()
+	n2.Restart()
+	c.waitOneCluster(t, 20*time.Second)
+	s, b = n1.Do("GET", "/nodes?ver=2", "", nil)
+	json.Unmarshal([]byte(b), &nodes)
+	if len(nodes.Nodes) != 3 {
+		t.Fatalf("after rejoin: %s", b)
+	}
+}
+
+func TestBootstrapExpectOneClusterRepeated(t *testing.T) {
+	reps := 20
+	if testing.Short() {
+		reps = 5
+	}
+	for rep := 0; rep < reps; rep++ {
+		c := newBootstrapCluster(t, 3)
+		c.startAll()
+		leader := c.waitOneCluster(t, 20*time.Second)
+		s, b := c[2].Execute("", `["CREATE TABLE t (x)"]`)
+		mustJSON(t, s, b, `{"results":[{}]}`)
+		_ = leader
+		for _, n := range c {
+			n.Kill()
+		}
+	}
+}
+
+func TestBootstrapLateJoinerAndReadReplica(t *testing.T) {
+	c := newBootstrapCluster(t, 3)
+	c.startAll()
+	leader := c.waitOneCluster(t, 20*time.Second)
+	leader.Execute("", `["CREATE TABLE t (x)", "INSERT INTO t VALUES(1)"]`)
+
+	// A fourth node with the same kind of arguments joins the cluster.
+	join := c.raftAddrs()
+	n4 := newNode(t, "", "-node-id", "node4", "-bootstrap-expect", "3", "-join", join)
+	n4.Start()
+	// A read replica joins too.
+	rr := newNode(t, "", "-node-id", "replica", "-raft-non-voter", "-join", join)
+	rr.Start()
+	all := append(Cluster{}, append(c, n4, rr)...)
+	all.waitOneCluster(t, 20*time.Second)
+	waitFor(t, 10*time.Second, "replica has the data", func() bool {
+		s, b := rr.Query("SELECT COUNT(*) FROM t", "&level=auto")
+		return s == 200 && strings.Contains(b, `"values":[[1]]`)
+	})
+	s, b := leader.Do("GET", "/nodes?nonvoters&ver=2", "", nil)
+	if s != 200 || !strings.Contains(b, `"id":"replica"`) || !strings.Contains(b, `"id":"node4"`) {
+		t.Fatalf("nodes: %s", b)
+	}
+	if s, b := leader.Do("GET", "/nodes?ver=2", "", nil); strings.Contains(b, `"id":"replica"`) || s != 200 {
+		t.Fatalf("non-voter listed without ?nonvoters: %s", b)
+	}
+	// Writes through the replica are forwarded.
+	if s, b := rr.Execute("", `["INSERT INTO t VALUES(2)"]`); s != 200 || !strings.Contains(b, `"rows_affected":1`) {
+		t.Fatalf("write via replica: %d %s", s, b)
+	}
+	// The read replica never becomes leader, even when the leader goes.
+	leader.Kill()
+	rest := Cluster{}
+	for _, n := range all {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	newLeader := rest.waitOneCluster(t, 20*time.Second)
+	if newLeader == rr {
+		t.Fatal("read replica became leader")
+	}
+	if c := rr.count("t", "linearizable"); c != 2 {
+		t.Fatalf("after failover: %d rows", c)
+	}
+}
+
+func TestKillLeaderUnderLoad(t *testing.T) {
+	c := newBootstrapCluster(t, 3)
+	c.startAll()
+	leader := c.waitOneCluster(t, 20*time.Second)
+	leader.Execute("", `["CREATE TABLE t (id INTEGER PRIMARY KEY)"]`)
+	var acked sync.Map
+	var next atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				target := c[i%len(c)]
+				if target == leader && i > 0 {
+					target = c.followers(leader)[i%2]
+				}
+				id := next.Add(1)
+				resp, err := client.Post(target.URL("/db/execute"), "application/json",
+					strings.NewReader(fmt.Sprintf(`[["INSERT INTO t(id) VALUES(?)", %d]]`, id)))
+				if err != nil {
+					continue
+				}
+				var buf bytes.Buffer
+				buf.ReadFrom(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 && strings.Contains(buf.String(), `"rows_affected":1`) {
+					acked.Store(id, true)
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // let writes flow before the failure
+	killedAt := time.Now()
+	leader.Kill()
+	survivors := Cluster(c.followers(leader))
+	newLeader := survivors.waitOneCluster(t, 20*time.Second)
+	t.Logf("new leader %s after %v", newLeader.nodeID(), time.Since(killedAt))
+	time.Sleep(500 * time.Millisecond) // and writes after it
+	close(stop)
+	wg.Wait()
+	n := 0
+	acked.Range(func(k, _ any) bool { n++; return true })
+	if n == 0 {
+		t.Fatal("no write acknowledged")
+	}
+	for _, s := range survivors {
+		got := map[int64]bool{}
+		for _, id := range queryIntsLevel(t, s, "SELECT id FROM t", "none") {
+			got[id] = true
+		}
+		waitFor(t, 10*time.Second, "survivor converges", func() bool {
+			got = map[int64]bool{}
+			for _, id := range queryIntsLevel(t, s, "SELECT id FROM t", "none") {
+				got[id] = true
+			}
+			missing := 0
+			acked.Range(func(k, _ any) bool {
+				if !got[k.(int64)] {
+					missing++
+				}
+				return true
+			})
+			return missing == 0
+		})
+	}
+	t.Logf("%d writes acknowledged, all present on both survivors", n)
+}
+
+func queryIntsLevel(t testing.TB, n *Node, sql, level string) []int64 {
+	t.Helper()
+	s, b := n.Query(sql, "&level="+level)
+	if s != 200 {
+		t.Fatalf("query: %d %s", s, b)
+	}
+	var r struct {
+		Results []struct{ Values [][]int64 } `json:"results"`
+	}
+	json.Unmarshal([]byte(b), &r)
+	var out []int64
+	if len(r.Results) == 1 {
+		for _, row := range r.Results[0].Values {
+			out = append(out, row[0])
+		}
+	}
+	return out
+}
+
+func TestRemoveAndRestartAll(t *testing.T) {
+	c := newBootstrapCluster(t, 3)
+	c.startAll()
+	leader := c.waitOneCluster(t, 20*time.Second)
+	leader.Execute("", `["CREATE TABLE t (x)", "INSERT INTO t VALUES(1)"]`)
+	f := c.followers(leader)
+
+	// Remove through a follower (forwarded to the leader).
+	s, b := f[0].Do("DELETE", "/remove", "application/json", []byte(`{"id":"nope"}`))
+	if s != 404 {
+		t.Fatalf("remove unknown: %d %s", s, b)
+	}
+	s, b = f[0].Do("DELETE", "/remove", "application/json", []byte(`{"id":"x","extra":1}`))
+	if s != 400 {
+		t.Fatalf("remove with extra key: %d %s", s, b)
+	}
+	s, b = f[0].Do("DELETE", "/remove", "application/json", []byte(fmt.Sprintf(`{"id":%q}`, f[1].nodeID())))
+	if s != 200 {
+		t.Fatalf("remove: %d %s", s, b)
+	}
+	waitFor(t, 10*time.Second, "two members", func() bool {
+		_, b := leader.Do("GET", "/nodes?ver=2&nonvoters", "", nil)
+		return strings.Count(b, `"id":`) == 2
+	})
+	f[1].Kill()
+
+	// Restart the remaining two together: same data, same cluster.
+	remaining := Cluster{leader, f[0]}
+	cid := leader.clusterID()
+	for _, n := range remaining {
+		n.Stop()
+	}
+	for _, n := range remaining {
+		n.Start()
+	}
+	newLeader := remaining.waitOneCluster(t, 20*time.Second)
+	if got := newLeader.clusterID(); got != cid {
+		t.Fatalf("cluster ID changed across restart: %s -> %s", cid, got)
+	}
+	for _, n := range remaining {
+		if c := n.count("t", "linearizable"); c != 1 {
+			t.Fatalf("after restart: %d rows via %s", c, n.nodeID())
+		}
+	}
+}
+
+func TestSameIDNewAddress(t *testing.T) {
+	c := newBootstrapCluster(t, 3)
+	c.startAll()
+	leader := c.waitOneCluster(t, 20*time.Second)
+	leader.Execute("", `["CREATE TABLE t (x)", "INSERT INTO t VALUES(1)"]`)
+	f := c.followers(leader)[0]
+	f.Stop()
+	// Same data directory and ID, new Raft and HTTP addresses.
+	f.RaftAddr, f.HTTPAddr = freePort(t), freePort(t)
+	f.Start()
+	c.waitOneCluster(t, 30*time.Second)
+	waitFor(t, 20*time.Second, "leader lists the new address", func() bool {
+		_, b := leader.Do("GET", "/nodes?ver=2", "", nil)
+		return strings.Contains(b, f.RaftAddr) && strings.Count(b, `"id":`) == 3
+	})
+	leader.Execute("", `["INSERT INTO t VALUES(2)"]`)
+	waitFor(t, 10*time.Second, "moved node replicates", func() bool {
+		s, b := f.Query("SELECT COUNT(*) FROM t", "&level=none")
+		return s == 200 && strings.Contains(b, `"values":[[2]]`)
+	})
+}
+
+func TestBootstrapExpectMismatchRefused(t *testing.T) {
+	c := newBootstrapCluster(t, 3, "-bootstrap-expect-timeout", "4s")
+	// The third node disagrees about the cluster size.
+	for i, a := range c[2].Args {
+		if a == "-bootstrap-expect" {
+			c[2].Args[i+1] = "2"
+		}
+	}
+	c.startAll()
+	waitFor(t, 10*time.Second, "mismatch reported in /status", func() bool {
+		v, _ := c[0].status("bootstrap.last_error").(string)
+		return strings.Contains(v, "-bootstrap-expect mismatch")
+	})
+	for _, n := range c {
+		select {
+		case <-n.done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("node did not give up at -bootstrap-expect-timeout")
+		}
+		code := -1
+		if n.exitErr != nil {
+			code = n.cmd.ProcessState.ExitCode()
+		}
+		if code != 3 || !strings.Contains(n.out.String(), "boot timeout") {
+			t.Fatalf("node %s: exit %d, output:\n%s", n.nodeID(), code, n.out.String())
+		}
+	}
+}
+
+func TestClusterBadInput(t *testing.T) {
+	dir := t.TempDir()
+	self := freePort(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-raft-addr", self, "-http-addr", freePort(t), "-join", self, dir}, "cannot join itself"},
+		{[]string{"-raft-addr", freePort(t), "-http-addr", freePort(t), "-raft-non-voter", t.TempDir()}, "cannot form a cluster on its own"},
+		{[]string{"-raft-non-voter", "-bootstrap-expect", "3", "-join", "a:1,b:1,c:1", dir}, "-bootstrap-expect cannot be used with -raft-non-voter"},
+		{[]string{"-join", "a:1,garbage", dir}, `-join address "garbage" must be host:port`},
+		{[]string{"-bootstrap-expect", "3", dir}, "-bootstrap-expect needs -join"},
+		{[]string{"-bootstrap-expect", "3", "-join", "a:1,b:1", dir}, "needs at least 3 addresses"},
+		{[]string{"-raft-addr", freePort(t), "-http-addr", freePort(t), "-join", freePort(t), "-join-attempts", "2", "-join-interval", "50ms", t.TempDir()}, "failed to join cluster"},
+	} {
+		code, out := runBinary(t, tc.args...)
+		if code != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, want 1 with %q; output:\n%s", tc.args, code, tc.want, out)
+		}
+	}
+	// An HTTP port given where a Raft address belongs is named as such.
+	n := startNode(t)
+	code, out := runBinary(t, "-raft-addr", freePort(t), "-http-addr", freePort(t), "-join", n.HTTPAddr, t.TempDir())
+	if code != 1 || !strings.Contains(out, "speaks HTTP") {
+		t.Errorf("join to an HTTP port: exit %d\n%s", code, out)
+	}
+}
