@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rqlited/rqlited/cluster"
+	"github.com/rqlited/rqlited/command"
 	"github.com/rqlited/rqlited/db"
 	httpd "github.com/rqlited/rqlited/http"
 	"github.com/rqlited/rqlited/mux"
@@ -228,7 +229,13 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := joiner.Join(ctx, cfg.JoinAddrs); err != nil && ctx.Err() == nil {
+				_, err := joiner.Join(ctx, cfg.JoinAddrs)
+				switch {
+				case err == nil || ctx.Err() != nil:
+				case errors.Is(err, command.ErrClusterMismatch):
+					logger.Error("this node's data belongs to a different cluster than the one at -join; it was not joined. "+
+						"Start it with an empty data directory to join that cluster", "error", err)
+				default:
 					logger.Info("re-join on restart did not complete (fine if the cluster already has this node's address)", "error", err)
 				}
 			}()
