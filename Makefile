@@ -12,7 +12,11 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTi
 # Go's test cache and module cache live outside the repository.
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test unit-test system-test vet fmt-check bench clean
+FUZZTIME  ?= 5s
+# package:target pairs run by `make fuzz` (and briefly by `make test`)
+FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./cluster:FuzzReadFrame
+
+.PHONY: all build run test unit-test system-test vet fmt-check bench fuzz clean
 
 all: build
 
@@ -24,8 +28,8 @@ build:
 run: build
 	./bin/rqlited -http-addr $(HTTP_ADDR) -raft-addr $(RAFT_ADDR) $(DATA)
 
-## test: everything: formatting, vet, unit tests and system tests with -race
-test: fmt-check vet unit-test system-test
+## test: everything: formatting, vet, unit tests, short fuzzing, system tests with -race
+test: fmt-check vet unit-test fuzz system-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -41,6 +45,14 @@ unit-test:
 system-test:
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
 	RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 20m ./system_test/...
+
+## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m for a long run)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## bench: start a node and drive it with cmd/rqbench (see DOC/PERFORMANCE.md)
 bench: build

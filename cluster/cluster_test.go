@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rqlited/rqlited/command"
+	"github.com/rqlited/rqlited/mux"
+)
+
+// fakeManager is an in-memory Manager for the service's unit tests.
+type fakeManager struct {
+	mu       sync.Mutex
+	id, addr string
+	leader   string
+	members  map[string]string
+	state    bool
+}
+
+var _ Manager = (*fakeManager)(nil)
+
+func (f *fakeManager) ID() string   { return f.id }
+func (f *fakeManager) Addr() string { return f.addr }
+func (f *fakeManager) Leader() (string, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return "", f.leader
+}
+func (f *fakeManager) ClusterID() string       { return "cid" }
+func (f *fakeManager) HasState() (bool, error) { return f.state, nil }
+func (f *fakeManager) Join(id, addr string, voter bool, cid string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leader != f.addr {
+		return command.ErrNotLeader
+	}
+	if cid != "" && cid != "cid" {
+		return command.ErrClusterMismatch
+	}
+	f.members[id] = addr
+	return nil
+}
+func (f *fakeManager) Remove(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.members[id]; !ok {
+		return command.ErrNodeNotFound
+	}
+	delete(f.members, id)
+	return nil
+}
+func (f *fakeManager) Stepdown(string) error { return nil }
+
+type testNode struct {
+	mgr *fakeManager
+	svc *Service
+	mux *mux.Mux
+	cl  *Client
+}
+
+func startService(t *testing.T, id string) *testNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := mux.New(ln, logger)
+	layer := m.Layer(mux.HeaderCluster)
+	m.Serve()
+	mgr := &fakeManager{id: id, addr: ln.Addr().String(), members: map[string]string{}}
+	svc := NewService(layer, mgr, ServiceConfig{APIURL: "http://api-" + id, Version: "v9"}, logger)
+	svc.Start()
+	t.Cleanup(func() { svc.Close(); m.Close() })
+	return &testNode{mgr: mgr, svc: svc, mux: m, cl: NewClient(layer, 2*time.Second)}
+}
+
+func TestJoinFollowsLeader(t *testing.T) {
+	leader, follower := startService(t, "L"), startService(t, "F")
+	leader.mgr.leader = leader.mgr.addr
+	follower.mgr.leader = leader.mgr.addr
+	ctx := context.Background()
+	if err := follower.cl.Join(ctx, follower.mgr.addr, "n3", "h3:4002", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if leader.mgr.members["n3"] != "h3:4002" {
+		t.Fatalf("join did not reach the leader: %v", leader.mgr.members)
+	}
+	if err := follower.cl.Join(ctx, follower.mgr.addr, "n4", "h4:4002", true, "other"); !errors.Is(err, command.ErrClusterMismatch) {
+		t.Fatalf("mismatched cluster: %v", err)
+	}
+	if err := follower.cl.Remove(ctx, follower.mgr.addr, "nope"); !errors.Is(err, command.ErrNodeNotFound) {
+		t.Fatalf("remove unknown: %v", err)
+	}
+	url, ver, err := follower.cl.NodeMeta(ctx, leader.mgr.addr)
+	if err != nil || url != "http://api-L" || ver != "v9" {
+		t.Fatalf("meta: %q %q %v", url, ver, err)
+	}
+	// No leader anywhere: the error says so instead of looping.
+	leader.mgr.leader, follower.mgr.leader = "", ""
+	if err := follower.cl.Join(ctx, follower.mgr.addr, "n5", "h5:4002", true, ""); !errors.Is(err, command.ErrNotLeader) {
+		t.Fatalf("join with no leader: %v", err)
+	}
+}
+
+func TestNotifyReportsState(t *testing.T) {
+	n := startService(t, "A")
+	n.svc.SetNotifyState(func() (int, []string, bool) { return 3, []string{"a", "b", "c"}, false })
+	r, err := n.cl.notify(context.Background(), n.mgr.addr, &request{ID: "x", Addr: "y", Expect: 3})
+	if err != nil || r.ID != "A" || r.Expect != 3 || strings.Join(r.Set, ",") != "a,b,c" || r.HasState {
+		t.Fatalf("notify: %+v %v", r, err)
+	}
+}
+
+func TestFrameLimits(t *testing.T) {
+	var b bytes.Buffer
+	b.Write([]byte{0xff, 0xff, 0xff, 0xff})
+	if err := readFrame(&b, &request{}); !errors.Is(err, errNotCluster) {
+		t.Fatalf("huge frame: %v", err)
+	}
+	if err := readFrame(strings.NewReader("HTTP/1.1 400 Bad Request\r\n"), &request{}); !errors.Is(err, errNotCluster) {
+		t.Fatalf("HTTP answer: %v", err)
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var b bytes.Buffer
+	writeFrame(&b, &request{Type: typeJoin, ID: "n1", Addr: "h:1", Voter: true, Set: []string{"a"}})
+	f.Add(b.Bytes())
+	f.Add([]byte{0, 0, 0, 2, '{', '}'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req request
+		if err := readFrame(bytes.NewReader(data), &req); err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := writeFrame(&out, &req); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
