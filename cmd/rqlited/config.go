@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/rqlited/rqlited/disco"
 )
 
 // Config is everything the command line sets. Flag names and defaults are
@@ -34,6 +36,12 @@ type Config struct {
 	RaftReapNodeTimeout     time.Duration
 	RaftReapReadOnlyTimeout time.Duration
 	ClusterConnectTimeout   time.Duration
+
+	DiscoMode   string
+	DiscoKey    string
+	DiscoConfig string
+	// DiscoConfigJSON is -disco-config loaded and checked by Validate.
+	DiscoConfigJSON []byte
 
 	RaftSnapThreshold  uint64
 	RaftSnapInterval   time.Duration
@@ -94,6 +102,10 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&c.RaftReapNodeTimeout, "raft-reap-node-timeout", 0, "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place")
 	fs.DurationVar(&c.RaftReapReadOnlyTimeout, "raft-reap-read-only-node-timeout", 0, "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place")
 	fs.DurationVar(&c.ClusterConnectTimeout, "cluster-connect-timeout", 30*time.Second, "Timeout for initial connection to other nodes")
+
+	fs.StringVar(&c.DiscoMode, "disco-mode", "", "Choose clustering discovery mode. If not set, no node discovery is performed (consul-kv, etcd-kv, dns, dns-srv)")
+	fs.StringVar(&c.DiscoKey, "disco-key", "rqlite", "Key prefix for cluster discovery service")
+	fs.StringVar(&c.DiscoConfig, "disco-config", "", "Set discovery config, or path to cluster discovery config file")
 
 	fs.Uint64Var(&c.RaftSnapThreshold, "raft-snap", 8192, "Number of outstanding log entries which triggers Raft snapshot")
 	fs.DurationVar(&c.RaftSnapInterval, "raft-snap-int", 10*time.Second, "Snapshot threshold check interval")
@@ -206,10 +218,34 @@ func (c *Config) Validate() error {
 	if c.BootstrapExpect > 0 && c.RaftNonVoter {
 		return errors.New("-bootstrap-expect cannot be used with -raft-non-voter: read replicas never form a cluster, they join one")
 	}
-	if c.BootstrapExpect > 0 && len(c.JoinAddrs) == 0 {
+	if c.DiscoMode != "" {
+		if !disco.ValidMode(c.DiscoMode) {
+			return fmt.Errorf("-disco-mode %q is not one of consul-kv, etcd-kv, dns, dns-srv", c.DiscoMode)
+		}
+		if len(c.JoinAddrs) > 0 {
+			return errors.New("-disco-mode and -join cannot be used together: discovery finds the nodes to join")
+		}
+		if disco.IsKV(c.DiscoMode) && c.BootstrapExpect > 0 {
+			return fmt.Errorf("-bootstrap-expect cannot be used with -disco-mode %s: the key-value store elects the first node", c.DiscoMode)
+		}
+		if !disco.IsKV(c.DiscoMode) && !c.RaftNonVoter && c.BootstrapExpect == 0 {
+			return fmt.Errorf("-disco-mode %s needs -bootstrap-expect: how many voters form the cluster", c.DiscoMode)
+		}
+		if c.DiscoKey == "" {
+			return errors.New("-disco-key must not be empty")
+		}
+		b, err := disco.LoadConfig(c.DiscoConfig)
+		if err != nil {
+			return err
+		}
+		c.DiscoConfigJSON = b
+	} else if c.DiscoConfig != "" {
+		return errors.New("-disco-config is set but -disco-mode is not")
+	}
+	if c.BootstrapExpect > 0 && c.DiscoMode == "" && len(c.JoinAddrs) == 0 {
 		return errors.New("-bootstrap-expect needs -join with the addresses of the nodes that form the cluster")
 	}
-	if c.BootstrapExpect > 0 && len(c.JoinAddrs) < c.BootstrapExpect {
+	if c.BootstrapExpect > 0 && c.DiscoMode == "" && len(c.JoinAddrs) < c.BootstrapExpect {
 		return fmt.Errorf("-bootstrap-expect %d needs at least %d addresses in -join (it has %d)", c.BootstrapExpect, c.BootstrapExpect, len(c.JoinAddrs))
 	}
 	if c.BootstrapExpectTimeout <= 0 {

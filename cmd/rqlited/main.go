@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,8 @@ import (
 	"github.com/rqlited/rqlited/cluster"
 	"github.com/rqlited/rqlited/command"
 	"github.com/rqlited/rqlited/db"
+	"github.com/rqlited/rqlited/disco"
+	"github.com/rqlited/rqlited/dns"
 	httpd "github.com/rqlited/rqlited/http"
 	"github.com/rqlited/rqlited/mux"
 	"github.com/rqlited/rqlited/queue"
@@ -192,12 +195,29 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	}
 	self := cluster.Self{ID: cfg.NodeID, Addr: cfg.RaftAdvAddr, Voter: !cfg.RaftNonVoter, ClusterID: str.ClusterID}
 	httpClient := &http.Client{Timeout: 5 * time.Second}
+	provider, discoName, err := addressProvider(cfg)
+	if err != nil {
+		return err
+	}
 	var boot *cluster.Bootstrapper
-	if !hasState && cfg.BootstrapExpect > 0 {
+	if !hasState && provider != nil && (cfg.BootstrapExpect > 0 || cfg.DiscoMode != "") {
 		boot = cluster.NewBootstrapper(cluster.BootConfig{Expect: cfg.BootstrapExpect, Timeout: cfg.BootstrapExpectTimeout,
-			Self: self}, cluster.StaticAddresses(cfg.JoinAddrs), str, client, httpClient, logger)
+			Self: self}, provider, str, client, httpClient, logger)
 		csvc.SetNotifyState(boot.NotifyState)
 		hs.AddStatus("bootstrap", boot.Stats)
+	}
+	if cfg.DiscoMode != "" {
+		hs.AddStatus("disco", func() map[string]any {
+			m := map[string]any{"mode": cfg.DiscoMode, "name": discoName}
+			if boot != nil {
+				for k, v := range boot.Stats() {
+					m[k] = v
+				}
+			} else {
+				m["phase"] = "joined"
+			}
+			return m
+		})
 	}
 	csvc.Start()
 	defer csvc.Close()
@@ -223,13 +243,16 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	switch {
 	case hasState:
 		logger.Info("existing state found: restarting into the cluster", "dir", dir, "cluster-id", str.ClusterID())
-		if len(cfg.JoinAddrs) > 0 {
+		if provider != nil {
 			// Harmless if nothing changed; updates the leader's entry if this
 			// node restarted at a new address.
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := joiner.Join(ctx, cfg.JoinAddrs)
+				targets, err := provider.Lookup(ctx)
+				if err == nil {
+					_, err = joiner.Join(ctx, targets)
+				}
 				switch {
 				case err == nil || ctx.Err() != nil:
 				case errors.Is(err, command.ErrClusterMismatch):
@@ -240,7 +263,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 				}
 			}()
 		}
-	case len(cfg.JoinAddrs) == 0:
+	case provider == nil:
 		if cfg.RaftNonVoter {
 			return errors.New("a read replica (-raft-non-voter) cannot form a cluster on its own: give it -join with the address of a cluster node")
 		}
@@ -276,6 +299,46 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		removeSelf(str, client, cfg.NodeID, logger)
 	}
 	return nil
+}
+
+// addressProvider returns where the join or bootstrap targets come from:
+// the -join list, DNS, or nothing (a node that forms a cluster alone), and
+// the name looked up, for /status.
+func addressProvider(cfg *Config) (cluster.AddressProvider, string, error) {
+	switch cfg.DiscoMode {
+	case "":
+		if len(cfg.JoinAddrs) == 0 {
+			return nil, "", nil
+		}
+		return cluster.StaticAddresses(cfg.JoinAddrs), "", nil
+	case disco.ModeDNS:
+		var dc dns.Config
+		if err := disco.Decode(cfg.DiscoConfigJSON, &dc); err != nil {
+			return nil, "", err
+		}
+		_, port, _ := net.SplitHostPort(cfg.RaftAdvAddr)
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, "", fmt.Errorf("-raft-adv-addr %s has no numeric port", cfg.RaftAdvAddr)
+		}
+		prov, err := dns.New(dc, p)
+		if err != nil {
+			return nil, "", err
+		}
+		return prov, prov.Name(), nil
+	case disco.ModeDNSSRV:
+		var sc dns.SRVConfig
+		if err := disco.Decode(cfg.DiscoConfigJSON, &sc); err != nil {
+			return nil, "", err
+		}
+		prov, err := dns.NewSRV(sc)
+		if err != nil {
+			return nil, "", err
+		}
+		return prov, prov.Name(), nil
+	default:
+		return nil, "", fmt.Errorf("-disco-mode %s is not available in this build yet", cfg.DiscoMode)
+	}
 }
 
 // removeSelf asks the leader to remove this node (-raft-cluster-remove-shutdown).
