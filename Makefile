@@ -9,14 +9,17 @@ VERSION   ?= v0.1.0
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILDTIME := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILDTIME)
-# Go's test cache and module cache live outside the repository.
+# Go's test cache and module cache live outside the repository, and so do
+# the etcd and Consul binaries the discovery tests run (tools/build.sh).
 export GOFLAGS := -buildvcs=false
+RQLITED_TOOLS ?= $(HOME)/.cache/rqlited-tools
+export RQLITED_TOOLS
 
 FUZZTIME  ?= 5s
 # package:target pairs run by `make fuzz` (and briefly by `make test`)
 FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./cluster:FuzzReadFrame
 
-.PHONY: all build run test unit-test system-test vet fmt-check bench fuzz clean
+.PHONY: all build run test unit-test system-test vet fmt-check bench fuzz tools clean
 
 all: build
 
@@ -41,8 +44,12 @@ vet:
 unit-test:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /system_test)
 
+## tools: build the etcd and Consul servers the discovery tests use (cached)
+tools:
+	./tools/build.sh $(RQLITED_TOOLS)
+
 # System tests run a race-enabled build of the real binary.
-system-test:
+system-test: tools
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
 	RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 20m ./system_test/...
 

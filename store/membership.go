@@ -12,6 +12,15 @@ import (
 	"github.com/rqlited/rqlited/command"
 )
 
+// Term returns the current Raft term (0 if the store is not open).
+func (s *Store) Term() uint64 {
+	r, err := s.raftNode()
+	if err != nil {
+		return 0
+	}
+	return r.CurrentTerm()
+}
+
 // ClusterID returns the identity of the cluster this node belongs to, empty
 // until the first leader has committed one.
 func (s *Store) ClusterID() string {

@@ -40,6 +40,8 @@ type Config struct {
 	DiscoMode   string
 	DiscoKey    string
 	DiscoConfig string
+	// DiscoAllowLoopback accepts loopback advertised addresses in KV modes.
+	DiscoAllowLoopback bool
 	// DiscoConfigJSON is -disco-config loaded and checked by Validate.
 	DiscoConfigJSON []byte
 
@@ -106,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.DiscoMode, "disco-mode", "", "Choose clustering discovery mode. If not set, no node discovery is performed (consul-kv, etcd-kv, dns, dns-srv)")
 	fs.StringVar(&c.DiscoKey, "disco-key", "rqlite", "Key prefix for cluster discovery service")
 	fs.StringVar(&c.DiscoConfig, "disco-config", "", "Set discovery config, or path to cluster discovery config file")
+	fs.BoolVar(&c.DiscoAllowLoopback, "disco-allow-loopback", false, "Accept loopback advertised addresses with consul-kv and etcd-kv (single-host test setups only)")
 
 	fs.Uint64Var(&c.RaftSnapThreshold, "raft-snap", 8192, "Number of outstanding log entries which triggers Raft snapshot")
 	fs.DurationVar(&c.RaftSnapInterval, "raft-snap-int", 10*time.Second, "Snapshot threshold check interval")
@@ -160,6 +163,20 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// isLocalOnly reports whether host:port names a loopback or unspecified
+// address, which no other host can reach.
+func isLocalOnly(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // Validate checks the combination of flags and fills in derived defaults.
@@ -230,6 +247,14 @@ func (c *Config) Validate() error {
 		}
 		if !disco.IsKV(c.DiscoMode) && !c.RaftNonVoter && c.BootstrapExpect == 0 {
 			return fmt.Errorf("-disco-mode %s needs -bootstrap-expect: how many voters form the cluster", c.DiscoMode)
+		}
+		if disco.IsKV(c.DiscoMode) && !c.DiscoAllowLoopback {
+			for _, a := range []struct{ flag, val string }{{"-raft-adv-addr", c.RaftAdvAddr}, {"-http-adv-addr", c.HTTPAdvAddr}} {
+				if isLocalOnly(a.val) {
+					return fmt.Errorf("-disco-mode %s would publish %s (%s) to the key-value store, where other hosts could never reach it: "+
+						"set %s to an address other nodes can reach (or give -disco-allow-loopback for a single-host test)", c.DiscoMode, a.val, a.flag, a.flag)
+				}
+			}
 		}
 		if c.DiscoKey == "" {
 			return errors.New("-disco-key must not be empty")

@@ -26,6 +26,8 @@ import (
 	"github.com/rqlited/rqlited/command"
 	"github.com/rqlited/rqlited/db"
 	"github.com/rqlited/rqlited/disco"
+	"github.com/rqlited/rqlited/disco/consul"
+	"github.com/rqlited/rqlited/disco/etcd"
 	"github.com/rqlited/rqlited/dns"
 	httpd "github.com/rqlited/rqlited/http"
 	"github.com/rqlited/rqlited/mux"
@@ -72,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := serve(ctx, cfg, logger, stderr); err != nil {
 		logger.Error("rqlited failed", "error", err)
 		fmt.Fprintf(stderr, "rqlited: %v\n", err)
-		if errors.Is(err, cluster.ErrBootTimeout) {
+		if errors.Is(err, cluster.ErrBootTimeout) || errors.Is(err, disco.ErrBootTimeout) {
 			return exitBootTimeout
 		}
 		return 1
@@ -206,7 +208,21 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		csvc.SetNotifyState(boot.NotifyState)
 		hs.AddStatus("bootstrap", boot.Stats)
 	}
-	if cfg.DiscoMode != "" {
+	var kvDisco *disco.Service
+	if disco.IsKV(cfg.DiscoMode) {
+		kv, err := newKV(cfg)
+		if err != nil {
+			return err
+		}
+		join := func(ctx context.Context, addr string) error {
+			return client.Join(ctx, addr, self.ID, self.Addr, self.Voter, self.ClusterID())
+		}
+		kvDisco = disco.NewService(disco.Config{Mode: cfg.DiscoMode, Key: cfg.DiscoKey, Voter: self.Voter, APIURL: apiURL,
+			Timeout: cfg.BootstrapExpectTimeout}, kv, str, join, logger)
+		hs.AddStatus("disco", kvDisco.Stats)
+		kvDisco.Start()
+		defer kvDisco.Close()
+	} else if cfg.DiscoMode != "" {
 		hs.AddStatus("disco", func() map[string]any {
 			m := map[string]any{"mode": cfg.DiscoMode, "name": discoName}
 			if boot != nil {
@@ -262,6 +278,13 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 					logger.Info("re-join on restart did not complete (fine if the cluster already has this node's address)", "error", err)
 				}
 			}()
+		}
+	case kvDisco != nil:
+		if err := kvDisco.Register(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 	case provider == nil:
 		if cfg.RaftNonVoter {
@@ -336,9 +359,28 @@ func addressProvider(cfg *Config) (cluster.AddressProvider, string, error) {
 			return nil, "", err
 		}
 		return prov, prov.Name(), nil
-	default:
-		return nil, "", fmt.Errorf("-disco-mode %s is not available in this build yet", cfg.DiscoMode)
+	default: // key-value modes find the leader through the store
+		return nil, "", nil
 	}
+}
+
+// newKV connects the leader-key store of a KV discovery mode.
+func newKV(cfg *Config) (disco.KV, error) {
+	switch cfg.DiscoMode {
+	case disco.ModeConsulKV:
+		var cc consul.Config
+		if err := disco.Decode(cfg.DiscoConfigJSON, &cc); err != nil {
+			return nil, err
+		}
+		return consul.New(cc, cfg.DiscoKey)
+	case disco.ModeEtcdKV:
+		var ec etcd.Config
+		if err := disco.Decode(cfg.DiscoConfigJSON, &ec); err != nil {
+			return nil, err
+		}
+		return etcd.New(ec, cfg.DiscoKey)
+	}
+	return nil, fmt.Errorf("-disco-mode %s has no key-value store", cfg.DiscoMode)
 }
 
 // removeSelf asks the leader to remove this node (-raft-cluster-remove-shutdown).
