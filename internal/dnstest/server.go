@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"testing"
 
 	mdns "github.com/miekg/dns"
 )
@@ -30,9 +29,17 @@ type Server struct {
 	udp, tc *mdns.Server
 }
 
+// TB is the part of testing.TB the server needs, so benchmarks outside
+// tests can run one too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // Start runs a server on 127.0.0.1 (UDP and TCP, same port) until the test
 // ends.
-func Start(t testing.TB) *Server {
+func Start(t TB) *Server {
 	t.Helper()
 	var pc net.PacketConn
 	var ln net.Listener

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}}
+
+// result is one scenario's figures.
+type result struct {
+	name     string
+	reqs     int64
+	rows     int64
+	errs     int64
+	elapsed  time.Duration
+	p50, p99 time.Duration
+	rssMB    float64 // peak RSS of the server during the run, when known
+}
+
+func (r result) reqRate() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
+func (r result) rowRate() float64 { return float64(r.rows) / r.elapsed.Seconds() }
+
+func header() {
+	fmt.Printf("%-34s %10s %10s %9s %9s %7s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors")
+}
+
+func (r result) print() {
+	fmt.Printf("%-34s %10.0f %10.0f %9s %9s %7d\n", r.name, r.reqRate(), r.rowRate(),
+		r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errs)
+}
+
+// request is what one worker sends: method, URL and body.
+type request struct {
+	method, url string
+	body        []byte
+	rows        int64
+}
+
+// run drives gen with conc workers for d and returns the figures. gen is
+// called per request with a worker-local random source.
+func run(ctx context.Context, name string, conc int, d time.Duration, gen func(r *rand.Rand) request) result {
+	var reqs, rows, errs atomic.Int64
+	lat := make([][]time.Duration, conc)
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			for ctx.Err() == nil {
+				q := gen(rng)
+				t0 := time.Now()
+				ok := do(q)
+				if ctx.Err() != nil && !ok {
+					break // cut off by the end of the run
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				reqs.Add(1)
+				if ok {
+					rows.Add(q.rows)
+				} else {
+					errs.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	r := result{name: name, reqs: reqs.Load(), rows: rows.Load(), errs: errs.Load(), elapsed: time.Since(start)}
+	if len(all) > 0 {
+		r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	return r
+}
+
+var errMarker = []byte(`"error"`)
+
+// do sends one request; it fails on a non-200 status or any error in the body.
+func do(q request) bool {
+	var body io.Reader
+	if q.body != nil {
+		body = bytes.NewReader(q.body)
+	}
+	req, err := http.NewRequest(q.method, q.url, body)
+	if err != nil {
+		return false
+	}
+	if q.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return err == nil && resp.StatusCode == 200 && !bytes.Contains(b, errMarker)
+}
+
+// mustPost sends one request and fails the benchmark on an error.
+func mustPost(base, path, body string) {
+	if !do(request{method: "POST", url: base + path, body: []byte(body)}) {
+		fail(fmt.Errorf("POST %s%s %s failed", base, path, body))
+	}
+}
+
+func insertReq(base, table string) func(*rand.Rand) request {
+	return func(r *rand.Rand) request {
+		return request{method: "POST", url: base + "/db/execute",
+			body: fmt.Appendf(nil, `[["INSERT INTO %s(v, s) VALUES(?, ?)", %d, "row"]]`, table, r.Int64()), rows: 1}
+	}
+}
+
+func batchReq(base, table string, n int) func(*rand.Rand) request {
+	var b bytes.Buffer
+	b.WriteString("[")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `["INSERT INTO %s(v, s) VALUES(?, ?)", %d, "batch row"]`, table, i)
+	}
+	b.WriteString("]")
+	body := b.Bytes()
+	return func(*rand.Rand) request {
+		return request{method: "POST", url: base + "/db/execute", body: body, rows: int64(n)}
+	}
+}
+
+func pointQueryReq(base, table, level string, maxID int) func(*rand.Rand) request {
+	return func(r *rand.Rand) request {
+		q := fmt.Sprintf("SELECT * FROM %s WHERE id=%d", table, 1+r.IntN(maxID))
+		return request{method: "GET", url: base + "/db/query?level=" + level + "&q=" + url.QueryEscape(q), rows: 1}
+	}
+}
