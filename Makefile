@@ -61,9 +61,10 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## bench: start a node and drive it with cmd/rqbench (see DOC/PERFORMANCE.md)
-bench: build
-	./scripts/bench.sh
+## bench: start real nodes and measure them with cmd/rqbench (see DOC/PERFORMANCE.md)
+BENCHTIME ?= 5s
+bench: build tools
+	$(GO) run ./cmd/rqbench -rqlited bin/rqlited -duration $(BENCHTIME)
 
 clean:
 	rm -rf bin
