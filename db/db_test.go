@@ -262,3 +262,29 @@ func TestCountersNotStale(t *testing.T) {
 		t.Fatalf("got %+v", res)
 	}
 }
+
+// A request without ?transaction runs grouped in one SQLite transaction;
+// its results must be exactly those of running each statement alone.
+func TestGroupedMatchesAutocommit(t *testing.T) {
+	req := stmts("CREATE TABLE t (v INTEGER UNIQUE, w)", "INSERT INTO t VALUES(1, 'a')", "INSERT INTO t VALUES(1, 'dup')",
+		"UPDATE t SET w = 'b' WHERE v = 1", "INSERT INTO nope VALUES(1)", "INSERT INTO t VALUES(2, 'c') RETURNING v",
+		"SELECT COUNT(*) FROM t", "DELETE FROM t WHERE v = 2")
+	grouped := mustApply(t, mustOpen(t), ModeExecute, req)
+	d := mustOpen(t)
+	var each []command.Result
+	for _, st := range req.Statements {
+		res := mustApply(t, d, ModeExecute, &command.Request{Statements: []command.Statement{st}})
+		each = append(each, res...)
+	}
+	if !reflect.DeepEqual(grouped, each) {
+		t.Fatalf("grouped:\n%+v\none by one:\n%+v", grouped, each)
+	}
+	// Transaction control in a request disables grouping, and still works.
+	res := mustApply(t, d, ModeExecute, stmts("BEGIN", "INSERT INTO t VALUES(9, 'x')", "COMMIT"))
+	if res[2].Error != "" {
+		t.Fatalf("explicit transaction: %+v", res)
+	}
+	if groupable(stmts("SELECT 1; BEGIN", "SELECT 2")) || !groupable(stmts("INSERT INTO t VALUES(1, 'x');", "SELECT 2")) {
+		t.Fatal("groupable misjudges multi-statement strings")
+	}
+}

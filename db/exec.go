@@ -85,6 +85,73 @@ func (d *DB) Query(ctx context.Context, mode Mode, req *command.Request) ([]comm
 }
 
 func runRequest(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) []command.Result {
+	if !req.Transaction && len(req.Statements) > 1 && mode != ModeQuery && c.AutoCommit() && groupable(req) {
+		if res, ok := runGrouped(ctx, c, mode, req); ok {
+			return res
+		}
+	}
+	return runEach(ctx, c, mode, req)
+}
+
+// groupable reports whether every statement of req may run inside an
+// enclosing transaction: none controls transactions or does anything that
+// cannot happen in one.
+func groupable(req *command.Request) bool {
+	for i := range req.Statements {
+		q := req.Statements[i].SQL
+		// One statement per string: a second one could be anything.
+		if i := strings.IndexByte(q, ';'); i >= 0 && strings.Trim(q[i:], "; \t\r\n") != "" {
+			return false
+		}
+		switch firstKeyword(q) {
+		case "INSERT", "UPDATE", "DELETE", "REPLACE", "SELECT", "VALUES", "CREATE", "DROP", "ALTER":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// runGrouped runs the statements of a request without ?transaction inside
+// one SQLite transaction, each in its own savepoint: a failing statement
+// rolls back only itself, exactly as in autocommit mode, but the request
+// commits once instead of once per statement. If SQLite itself ends the
+// transaction (an I/O or memory error), nothing of it is kept and ok is
+// false, so the caller runs the request again statement by statement.
+func runGrouped(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) ([]command.Result, bool) {
+	if _, err := c.Exec("BEGIN", nil); err != nil {
+		return nil, false
+	}
+	results := make([]command.Result, 0, len(req.Statements))
+	for i := range req.Statements {
+		if _, err := c.Exec("SAVEPOINT rqs", nil); err != nil {
+			c.Exec("ROLLBACK", nil) //nolint:errcheck
+			return nil, false
+		}
+		r := runStatement(ctx, c, mode, &req.Statements[i])
+		if c.AutoCommit() {
+			return nil, false // SQLite rolled the whole transaction back
+		}
+		if r.Error != "" {
+			if _, err := c.Exec("ROLLBACK TO rqs", nil); err != nil {
+				c.Exec("ROLLBACK", nil) //nolint:errcheck
+				return nil, false
+			}
+		}
+		if _, err := c.Exec("RELEASE rqs", nil); err != nil {
+			c.Exec("ROLLBACK", nil) //nolint:errcheck
+			return nil, false
+		}
+		results = append(results, r)
+	}
+	if _, err := c.Exec("COMMIT", nil); err != nil {
+		c.Exec("ROLLBACK", nil) //nolint:errcheck
+		return nil, false
+	}
+	return results, true
+}
+
+func runEach(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) []command.Result {
 	results := make([]command.Result, 0, len(req.Statements))
 	if req.Transaction {
 		if _, err := c.Exec("BEGIN", nil); err != nil {
@@ -155,23 +222,33 @@ func isReadOnly(c *sqlite3.SQLiteConn, q string) (bool, error) {
 	return s.(*sqlite3.SQLiteStmt).Readonly(), nil
 }
 
-// mayChangeRows reports whether the first keyword of q (after white space
-// and comments) starts a statement that can insert, update or delete rows.
+// mayChangeRows reports whether the first keyword of q starts a statement
+// that can insert, update or delete rows.
 func mayChangeRows(q string) bool {
+	switch firstKeyword(q) {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH":
+		return true
+	}
+	return false
+}
+
+// firstKeyword returns the first word of q in upper case, after white
+// space and comments.
+func firstKeyword(q string) string {
 	for {
 		q = strings.TrimLeft(q, " \t\r\n;")
 		switch {
 		case strings.HasPrefix(q, "--"):
 			i := strings.IndexByte(q, '\n')
 			if i < 0 {
-				return false
+				return ""
 			}
 			q = q[i:]
 			continue
 		case strings.HasPrefix(q, "/*"):
 			i := strings.Index(q, "*/")
 			if i < 0 {
-				return false
+				return ""
 			}
 			q = q[i+2:]
 			continue
@@ -182,11 +259,7 @@ func mayChangeRows(q string) bool {
 	for end < len(q) && (q[end] >= 'a' && q[end] <= 'z' || q[end] >= 'A' && q[end] <= 'Z') {
 		end++
 	}
-	switch strings.ToUpper(q[:end]) {
-	case "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH":
-		return true
-	}
-	return false
+	return strings.ToUpper(q[:end])
 }
 
 // hasReturning reports whether q may contain a RETURNING clause, whose rows

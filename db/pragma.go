@@ -2,6 +2,7 @@ package db
 
 import (
 	"regexp"
+	"strings"
 
 	"github.com/rqlited/rqlited/command"
 )
@@ -16,9 +17,21 @@ var breakingPragma = regexp.MustCompile(`(?is)\bpragma\s+(?:["'\x60\[]?\w+["'\x6
 // a PRAGMA that must not run on a replicated database.
 func CheckPragmas(req *command.Request) error {
 	for i := range req.Statements {
-		if breakingPragma.MatchString(req.Statements[i].SQL) {
+		q := req.Statements[i].SQL
+		if containsFoldPragma(q) && breakingPragma.MatchString(q) {
 			return ErrDisallowedPragma
 		}
 	}
 	return nil
+}
+
+// containsFoldPragma is a fast pre-check: most statements never mention
+// PRAGMA, and for them the regular expression need not run.
+func containsFoldPragma(q string) bool {
+	for i := 0; i+6 <= len(q); i++ {
+		if c := q[i] | 0x20; c == 'p' && strings.EqualFold(q[i:i+6], "pragma") {
+			return true
+		}
+	}
+	return false
 }

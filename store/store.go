@@ -266,7 +266,10 @@ func (s *Store) Open() (retErr error) {
 		return fmt.Errorf("open Raft log %s: %w", filepath.Join(s.cfg.Dir, raftDBName), err)
 	}
 	closers = append(closers, boltLog.Close)
-	logStore, err := raft.NewLogCache(512, boltLog)
+	// Recent entries are served to followers from memory; 128 keeps a
+	// follower that is a few batches behind off the disk without holding
+	// many large batches in memory.
+	logStore, err := raft.NewLogCache(128, boltLog)
 	if err != nil {
 		return err
 	}

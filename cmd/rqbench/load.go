@@ -144,9 +144,12 @@ func batchReq(base, table string, n int) func(*rand.Rand) request {
 	}
 }
 
+// pointQueryReq reads one row by primary key, with the key as a bound
+// parameter (POST /db/query), as client libraries send it.
 func pointQueryReq(base, table, level string, maxID int) func(*rand.Rand) request {
+	u := base + "/db/query?level=" + url.QueryEscape(level)
 	return func(r *rand.Rand) request {
-		q := fmt.Sprintf("SELECT * FROM %s WHERE id=%d", table, 1+r.IntN(maxID))
-		return request{method: "GET", url: base + "/db/query?level=" + level + "&q=" + url.QueryEscape(q), rows: 1}
+		return request{method: "POST", url: u, rows: 1,
+			body: fmt.Appendf(nil, `[["SELECT * FROM %s WHERE id=?", %d]]`, table, 1+r.IntN(maxID))}
 	}
 }

@@ -20,8 +20,9 @@ import (
 func main() {
 	bin := flag.String("rqlited", "bin/rqlited", "rqlited binary to run")
 	dur := flag.Duration("duration", 5*time.Second, "duration of each load scenario")
-	only := flag.String("suites", "single,ceiling,cluster,formation", "suites to run: single, ceiling, cluster, formation")
+	suitesFlag := flag.String("suites", "single,ceiling,cluster,formation", "suites to run: single, ceiling, cluster, formation")
 	reps := flag.Int("formation-reps", 5, "formation runs per mode (the median is reported)")
+	only := flag.String("only", "", "run only this single-node scenario (insert, query or batch) at concurrency 16: a profiling aid")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -38,11 +39,11 @@ func main() {
 		fail(err)
 	}
 	defer os.RemoveAll(tmp)
-	b := &bench{bin: abs, dir: tmp, dur: *dur, reps: *reps}
+	b := &bench{bin: abs, dir: tmp, dur: *dur, reps: *reps, only: *only}
 	defer b.stopAll()
 
 	suites := map[string]bool{}
-	for _, s := range strings.Split(*only, ",") {
+	for _, s := range strings.Split(*suitesFlag, ",") {
 		suites[strings.TrimSpace(s)] = true
 	}
 	fmt.Printf("rqbench: %s, %d-second scenarios, %s\n", abs, int(dur.Seconds()), time.Now().UTC().Format(time.RFC3339))

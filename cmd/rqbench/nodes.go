@@ -22,6 +22,7 @@ type bench struct {
 	dir   string
 	dur   time.Duration
 	reps  int
+	only  string
 	mu    sync.Mutex
 	procs []*exec.Cmd
 	seq   int

@@ -46,6 +46,14 @@ func (b *bench) singleNode(ctx context.Context) []result {
 		r.print()
 		out = append(out, r)
 	}
+	if b.only != "" {
+		// Profiling aid: one scenario, run for the whole duration.
+		add(run(ctx, b.only, 16, b.dur, map[string]func(*rand.Rand) request{
+			"insert": insertReq(base, "ins16"), "query": pointQueryReq(base, "q", "weak", 10000),
+			"batch": batchReq(base, "batch", 1000)}[b.only]))
+		fmt.Printf("node %s, pid %d\n", base, n.cmd.Process.Pid)
+		return out
+	}
 	add(run(ctx, "insert, concurrency 1", 1, b.dur, insertReq(base, "ins1")))
 	add(run(ctx, "insert, concurrency 16", 16, b.dur, insertReq(base, "ins16")))
 	add(run(ctx, "1000-row batch, concurrency 1", 1, b.dur, batchReq(base, "batch", 1000)))
