@@ -127,6 +127,7 @@ type Service struct {
 	fwd     *forwarder
 	// sections are extra /status sections (cluster, bootstrap, ...).
 	sections map[string]func() map[string]any
+	explain  func() string
 }
 
 // New returns a Service; Start begins serving.

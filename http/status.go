@@ -24,6 +24,11 @@ type Cluster interface {
 // be called before Start.
 func (s *Service) SetCluster(c Cluster) { s.cluster = c }
 
+// SetReadyExplain installs a function that says, while there is no leader,
+// what the node is waiting for (discovery phase and last problem); /readyz
+// adds it as a last line. It must be called before Start.
+func (s *Service) SetReadyExplain(f func() string) { s.explain = f }
+
 // AddStatus adds a top-level section to /status, computed by f on each
 // request. It must be called before Start.
 func (s *Service) AddStatus(name string, f func() map[string]any) {
@@ -179,6 +184,11 @@ func (s *Service) handleReadyz(w http.ResponseWriter, r *http.Request, p *params
 	if !p.noLeader {
 		if _, addr := s.store.Leader(); addr == "" {
 			b.WriteString("\n[+]leader does not exist")
+			if s.explain != nil {
+				if why := s.explain(); why != "" {
+					b.WriteString("\n[+]cluster: " + why)
+				}
+			}
 			status = http.StatusServiceUnavailable
 		} else {
 			b.WriteString("\n[+]leader ok\n[+]store ok\n[+]db ok")

@@ -66,9 +66,12 @@ func TestDiscoDNSRecordsGrow(t *testing.T) {
 		p, _ := c[0].status("disco.phase").(string)
 		return strings.Contains(p, "1 of 3")
 	})
-	// A partial answer must not have formed anything.
+	// A partial answer must not have formed anything, and /readyz says why.
 	if c[0].leaderID() != "" {
 		t.Fatal("a cluster formed from a partial DNS answer")
+	}
+	if s, b := c[0].Do("GET", "/readyz", "", nil); s != 503 || !strings.Contains(b, "[+]cluster: waiting: 1 of 3 addresses known") {
+		t.Fatalf("readyz while waiting: %d %q", s, b)
 	}
 	srv.SetA("rqlite.test", ips...)
 	leader := c.waitOneCluster(t, 20*time.Second)

@@ -235,6 +235,22 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			return m
 		})
 	}
+	hs.SetReadyExplain(func() string {
+		var st map[string]any
+		switch {
+		case kvDisco != nil:
+			st = kvDisco.Stats()
+		case boot != nil:
+			st = boot.Stats()
+		default:
+			return ""
+		}
+		why, _ := st["phase"].(string)
+		if e, _ := st["last_error"].(string); e != "" {
+			why += " (" + e + ")"
+		}
+		return why
+	})
 	csvc.Start()
 	defer csvc.Close()
 	if err := hs.Start(); err != nil {
