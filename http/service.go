@@ -50,6 +50,9 @@ type Node interface {
 	Snapshot(trailing uint64) error
 	// Stats returns the store's /status section.
 	Stats() (map[string]any, error)
+	// Ready reports whether the local database has caught up with the log
+	// this node had when it started.
+	Ready() bool
 	// Remove takes a node out of the cluster (leader only).
 	Remove(id string) error
 }

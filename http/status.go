@@ -190,6 +190,9 @@ func (s *Service) handleReadyz(w http.ResponseWriter, r *http.Request, p *params
 				}
 			}
 			status = http.StatusServiceUnavailable
+		} else if !s.store.Ready() {
+			b.WriteString("\n[+]leader ok\n[+]store not ready")
+			status = http.StatusServiceUnavailable
 		} else {
 			b.WriteString("\n[+]leader ok\n[+]store ok\n[+]db ok")
 		}

@@ -138,6 +138,9 @@ func (s *Store) read(ctx context.Context, req *command.Request, opts command.Que
 		if r.State() != raft.Leader {
 			return nil, 0, ErrNotLeader
 		}
+		if err := s.waitReady(ctx, opts.LinearizableTimeout); err != nil {
+			return nil, 0, err
+		}
 	case command.Linearizable:
 		if err := s.readIndex(ctx, r, opts.LinearizableTimeout); err != nil {
 			return nil, 0, err
@@ -215,6 +218,48 @@ func (s *Store) readIndex(ctx context.Context, r *raft.Raft, timeout time.Durati
 	}
 }
 
+// Ready reports whether the local database reflects at least everything
+// this node's log held when it started (after a restart, the log is
+// replayed once the node has a leader).
+func (s *Store) Ready() bool {
+	if s.caughtUp.Load() {
+		return true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.open {
+		return false
+	}
+	applied, _ := s.fsm.appliedIndex()
+	ok := applied >= s.bootIndex || applied >= s.fsm.lastStateChange(s.bootIndex)
+	if ok {
+		s.caughtUp.Store(true) // once caught up, the start-up log is never un-applied
+	}
+	return ok
+}
+
+// waitReady waits (at most timeout, default 10s) until Ready.
+func (s *Store) waitReady(ctx context.Context, timeout time.Duration) error {
+	if s.Ready() {
+		return nil
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	s.mu.RLock()
+	target := s.fsm.lastStateChange(s.bootIndex)
+	f := s.fsm
+	s.mu.RUnlock()
+	select {
+	case <-f.waitFor(target):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(timeout):
+		return fmt.Errorf("%w: the log is still being replayed (index %d)", ErrTimeout, target)
+	}
+}
+
 // committedInTerm reports whether the entry at idx belongs to term.
 func (s *Store) committedInTerm(idx, term uint64) bool {
 	var l raft.Log
@@ -251,6 +296,9 @@ func (s *Store) Load(ctx context.Context, data []byte) (uint64, error) {
 func (s *Store) Backup(ctx context.Context, w io.Writer, opts command.BackupOptions) error {
 	if !opts.NoLeader && !s.IsLeader() {
 		return ErrNotLeader
+	}
+	if err := s.waitReady(ctx, 0); err != nil {
+		return err
 	}
 	d, err := s.database()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -193,9 +194,14 @@ type Store struct {
 	snaps    *raft.FileSnapshotStore
 	trans    *raft.NetworkTransport
 	openedAt time.Time
-	done     chan struct{} // closed by Close to stop watch
-	wg       sync.WaitGroup
-	removed  chan struct{} // closed when this node is removed (RemoveShutdown)
+	// bootIndex is the last log index at Open: until the FSM has applied
+	// the log up to it, the local database is older than what this node
+	// already had, and the store is not ready.
+	bootIndex uint64
+	caughtUp  atomic.Bool
+	done      chan struct{} // closed by Close to stop watch
+	wg        sync.WaitGroup
+	removed   chan struct{} // closed when this node is removed (RemoveShutdown)
 }
 
 // New returns a Store for cfg. It does no I/O; call Open.
@@ -312,12 +318,17 @@ func (s *Store) Open() (retErr error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("raft configuration: %w", err)
 	}
+	bootIndex, err := boltLog.LastIndex()
+	if err != nil {
+		return fmt.Errorf("read Raft log: %w", err)
+	}
 	r, err := raft.NewRaft(rc, f, logStore, boltLog, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 
 	s.lock, s.db, s.fsm, s.raft, s.boltLog, s.snaps, s.trans = lock, d, f, r, boltLog, snaps, trans
+	s.bootIndex = bootIndex
 	s.open = true
 	s.openedAt = time.Now()
 	s.done = make(chan struct{})
