@@ -15,11 +15,15 @@ export GOFLAGS := -buildvcs=false
 RQLITED_TOOLS ?= $(HOME)/.cache/rqlited-tools
 export RQLITED_TOOLS
 
-FUZZTIME  ?= 5s
+# make test fuzzes each target for a fixed number of inputs (a fixed time can
+# end in "context deadline exceeded" from the fuzz coordinator itself);
+# make fuzz runs for FUZZTIME each.
+FUZZTIME  ?= 60s
+FUZZSHORT ?= 20000x
 # package:target pairs run by `make fuzz` (and briefly by `make test`)
 FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./cluster:FuzzReadFrame
 
-.PHONY: all build run test unit-test system-test vet fmt-check bench fuzz tools clean
+.PHONY: all build run test unit-test system-test vet fmt-check bench fuzz fuzz-short fuzz-run tools clean
 
 all: build
 
@@ -32,7 +36,7 @@ run: build
 	./bin/rqlited -http-addr $(HTTP_ADDR) -raft-addr $(RAFT_ADDR) $(DATA)
 
 ## test: everything: formatting, vet, unit tests, short fuzzing, system tests with -race
-test: fmt-check vet unit-test fuzz system-test
+test: fmt-check vet unit-test fuzz-short system-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -55,10 +59,16 @@ system-test: tools
 
 ## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m for a long run)
 fuzz:
+	@$(MAKE) --no-print-directory fuzz-run FUZZFOR=$(FUZZTIME)
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz-run FUZZFOR=$(FUZZSHORT)
+
+fuzz-run:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		echo "fuzz $$pkg $$name for $(FUZZFOR)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZFOR) $$pkg || exit 1; \
 	done
 
 ## bench: start real nodes and measure them with cmd/rqbench (see DOC/PERFORMANCE.md)
