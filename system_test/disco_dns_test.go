@@ -83,6 +83,35 @@ func TestDiscoDNSRecordsGrow(t *testing.T) {
 	}
 }
 
+func TestDiscoDNSRepeatedAndLateJoiner(t *testing.T) {
+	srv := dnstest.Start(t)
+	reps := 10
+	if testing.Short() {
+		reps = 3
+	}
+	for rep := 0; rep < reps; rep++ {
+		name := fmt.Sprintf("c%d.rqlite.test", rep)
+		cfg := fmt.Sprintf(`{"name":%q,"resolver":%q}`, name, srv.Addr)
+		c, ips := dnsCluster(t, 4, "-disco-mode", "dns", "-disco-config", cfg, "-bootstrap-expect", "3")
+		srv.SetA(name, ips[:3]...)
+		first := c[:3]
+		first.startAll()
+		first.waitOneCluster(t, 20*time.Second)
+		if rep == reps-1 {
+			// A fourth node appears in DNS and starts with the same arguments.
+			srv.SetA(name, ips...)
+			c[3].Start()
+			c.waitOneCluster(t, 20*time.Second)
+			if s, b := c[3].Execute("", `["CREATE TABLE t (x)"]`); s != 200 || strings.Contains(b, "error") {
+				t.Fatalf("write through the late joiner: %d %s", s, b)
+			}
+		}
+		for _, n := range c[:3] {
+			n.Kill()
+		}
+	}
+}
+
 func TestDiscoDNSSRVRepeatedAndLateJoiner(t *testing.T) {
 	srv := dnstest.Start(t)
 	reps := 10
