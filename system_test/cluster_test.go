@@ -365,3 +365,43 @@ func TestClusterBadInput(t *testing.T) {
 		t.Errorf("join to an HTTP port: exit %d\n%s", code, out)
 	}
 }
+
+func TestJoinListLongerThanExpect(t *testing.T) {
+	// Five addresses, -bootstrap-expect 3, all five started at once: one
+	// cluster of five, never two.
+	var c Cluster
+	for i := 0; i < 5; i++ {
+		c = append(c, newNode(t, ""))
+	}
+	join := c.raftAddrs()
+	for i, n := range c {
+		n.Args = []string{"-node-id", fmt.Sprintf("node%d", i+1), "-bootstrap-expect", "3", "-join", join}
+	}
+	c.startAll()
+	leader := c.waitOneCluster(t, 30*time.Second)
+	waitFor(t, 20*time.Second, "five members", func() bool {
+		_, b := leader.Do("GET", "/nodes?ver=2", "", nil)
+		return strings.Count(b, `"id":`) == 5
+	})
+}
+
+func TestFreshnessOnFollower(t *testing.T) {
+	c := newBootstrapCluster(t, 3)
+	c.startAll()
+	leader := c.waitOneCluster(t, 20*time.Second)
+	leader.Execute("", `["CREATE TABLE t (x)"]`)
+	f := c.followers(leader)[0]
+	waitFor(t, 10*time.Second, "table on follower", func() bool {
+		s, b := f.Query("SELECT COUNT(*) FROM t", "&level=none")
+		return s == 200 && !strings.Contains(b, "error")
+	})
+	// A bound no follower can meet: stale read.
+	s, b := f.Query("SELECT COUNT(*) FROM t", "&level=none&freshness=1ns")
+	mustJSON(t, s, b, `{"results":[],"error":"stale read"}`)
+	// A generous bound is met.
+	s, b = f.Query("SELECT COUNT(*) FROM t", "&level=none&freshness=10s&freshness_strict")
+	mustJSON(t, s, b, `{"results":[{"columns":["COUNT(*)"],"types":["integer"],"values":[[0]]}]}`)
+	// On the leader freshness does not apply.
+	s, b = leader.Query("SELECT COUNT(*) FROM t", "&level=none&freshness=1ns")
+	mustJSON(t, s, b, `{"results":[{"columns":["COUNT(*)"],"types":["integer"],"values":[[0]]}]}`)
+}

@@ -1,0 +1,115 @@
+package disco
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memKV is an in-memory KV for unit tests of the service's decisions; the
+// system tests run the same code against real etcd and Consul.
+type memKV struct {
+	mu      sync.Mutex
+	rec     *Record
+	version uint64
+	held    bool
+	writes  int
+}
+
+var _ KV = (*memKV)(nil)
+
+func (m *memKV) Get(context.Context) (Entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var r *Record
+	if m.rec != nil {
+		c := *m.rec
+		r = &c
+	}
+	return Entry{Record: r, Version: m.version, Held: m.held}, nil
+}
+
+func (m *memKV) put(r Record) {
+	m.rec, m.held = &r, true
+	m.version++
+	m.writes++
+}
+
+func (m *memKV) Create(_ context.Context, r Record) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rec != nil {
+		return false, nil
+	}
+	m.put(r)
+	return true, nil
+}
+
+func (m *memKV) Replace(_ context.Context, r Record, v uint64) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v != m.version {
+		return false, nil
+	}
+	m.put(r)
+	return true, nil
+}
+
+func (m *memKV) Watch(ctx context.Context, _ uint64) error { <-ctx.Done(); return ctx.Err() }
+func (m *memKV) Close() error                              { return nil }
+
+type fakeNode struct {
+	id, addr, cluster string
+	term              uint64
+	leader            bool
+}
+
+func (n *fakeNode) ID() string               { return n.id }
+func (n *fakeNode) Addr() string             { return n.addr }
+func (n *fakeNode) IsLeader() bool           { return n.leader }
+func (n *fakeNode) Term() uint64             { return n.term }
+func (n *fakeNode) ClusterID() string        { return n.cluster }
+func (n *fakeNode) Leader() (string, string) { return "", "" }
+func (n *fakeNode) BootstrapSelf() error     { return nil }
+
+func newTestService(kv KV, n Node) *Service {
+	return NewService(Config{Mode: ModeEtcdKV, Key: "k", Voter: true, Timeout: time.Second}, kv, n,
+		func(context.Context, string) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func TestDeposedLeaderDoesNotOverwrite(t *testing.T) {
+	kv := &memKV{}
+	kv.put(Record{ID: "new", Addr: "b:4002", ClusterID: "c1", Term: 7})
+	old := &fakeNode{id: "old", addr: "a:4002", cluster: "c1", term: 5, leader: true}
+	s := newTestService(kv, old)
+	if err := s.report(); err != nil {
+		t.Fatal(err)
+	}
+	if kv.rec.ID != "new" || kv.writes != 1 {
+		t.Fatalf("deposed leader overwrote the key: %+v", kv.rec)
+	}
+	if s.Stats()["phase"] != "deposed" {
+		t.Fatalf("phase: %v", s.Stats()["phase"])
+	}
+	// A newer term takes the key over.
+	newer := &fakeNode{id: "newest", addr: "c:4002", cluster: "c1", term: 9, leader: true}
+	if err := newTestService(kv, newer).report(); err != nil {
+		t.Fatal(err)
+	}
+	if kv.rec.ID != "newest" || kv.rec.Term != 9 {
+		t.Fatalf("newer leader did not take the key: %+v", kv.rec)
+	}
+	// Another live cluster's key is never overwritten.
+	other := &fakeNode{id: "x", addr: "d:4002", cluster: "c2", term: 99, leader: true}
+	if err := newTestService(kv, other).report(); err == nil || kv.rec.ClusterID != "c1" {
+		t.Fatalf("another cluster's key overwritten: %+v %v", kv.rec, err)
+	}
+	// A key nothing holds (its cluster died) is taken over.
+	kv.held = false
+	if err := newTestService(kv, other).report(); err != nil || kv.rec.ClusterID != "c2" {
+		t.Fatalf("stale key not taken over: %+v %v", kv.rec, err)
+	}
+}
