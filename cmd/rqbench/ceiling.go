@@ -146,7 +146,8 @@ func (b *bench) ceiling(ctx context.Context, server []result) {
 	}
 }
 
-// runLocal is run for in-process work.
+// runLocal drives f with conc workers for d and returns the figures. A call
+// that fails because the run ended is not counted.
 func runLocal(ctx context.Context, name string, conc int, d time.Duration, f func(*rand.Rand) (int64, error)) result {
 	var reqs, rows, errs atomic.Int64
 	lat := make([][]time.Duration, conc)
@@ -162,6 +163,9 @@ func runLocal(ctx context.Context, name string, conc int, d time.Duration, f fun
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				n, err := f(rng)
+				if err != nil && ctx.Err() != nil {
+					break // cut off by the end of the run
+				}
 				lat[i] = append(lat[i], time.Since(t0))
 				reqs.Add(1)
 				if err != nil {

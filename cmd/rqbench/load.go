@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -46,48 +44,18 @@ type request struct {
 	rows        int64
 }
 
-// run drives gen with conc workers for d and returns the figures. gen is
-// called per request with a worker-local random source.
+// errRequest marks a request that failed (status, transport or a JSON error).
+var errRequest = errors.New("request failed")
+
+// run drives gen with conc HTTP workers for d and returns the figures.
 func run(ctx context.Context, name string, conc int, d time.Duration, gen func(r *rand.Rand) request) result {
-	var reqs, rows, errs atomic.Int64
-	lat := make([][]time.Duration, conc)
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			for ctx.Err() == nil {
-				q := gen(rng)
-				t0 := time.Now()
-				ok := do(q)
-				if ctx.Err() != nil && !ok {
-					break // cut off by the end of the run
-				}
-				lat[w] = append(lat[w], time.Since(t0))
-				reqs.Add(1)
-				if ok {
-					rows.Add(q.rows)
-				} else {
-					errs.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	r := result{name: name, reqs: reqs.Load(), rows: rows.Load(), errs: errs.Load(), elapsed: time.Since(start)}
-	if len(all) > 0 {
-		r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
-	}
-	return r
+	return runLocal(ctx, name, conc, d, func(r *rand.Rand) (int64, error) {
+		q := gen(r)
+		if !do(q) {
+			return 0, errRequest
+		}
+		return q.rows, nil
+	})
 }
 
 var errMarker = []byte(`"error"`)
