@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -76,8 +77,16 @@ type Config struct {
 // errUsage is returned after the flag package has printed its own message.
 var errUsage = errors.New("usage")
 
-// parseFlags parses args (without the program name) into a Config.
-func parseFlags(args []string, stderr io.Writer) (*Config, error) {
+// envDefaults are the environment variables of rqlite's Docker image. Each
+// sets the default of its flag; a flag given on the command line wins.
+var envDefaults = map[string]string{
+	"HTTP_ADDR": "http-addr", "HTTP_ADV_ADDR": "http-adv-addr",
+	"RAFT_ADDR": "raft-addr", "RAFT_ADV_ADDR": "raft-adv-addr", "NODE_ID": "node-id",
+}
+
+// parseFlags parses args (without the program name) into a Config. getenv
+// reads the environment (os.Getenv, or a map in tests).
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*Config, error) {
 	c := &Config{}
 	fs := flag.NewFlagSet("rqlited", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -136,6 +145,13 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.MemProfile, "mem-profile", "", "Path to file for memory profiling information")
 	fs.BoolVar(&c.ShowVersion, "version", false, "Show version information and exit")
 
+	for env, name := range envDefaults {
+		if v := getenv(env); v != "" {
+			if err := fs.Set(name, v); err != nil {
+				return nil, fmt.Errorf("environment variable %s=%q: %w", env, v, err)
+			}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, flag.ErrHelp
@@ -152,17 +168,41 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	}
 	switch fs.NArg() {
 	case 0:
-		return nil, errors.New("no data directory set: usage is rqlited [flags] <data directory>")
+		if d := getenv("DATA_DIR"); d != "" {
+			c.DataDir = d
+			break
+		}
+		return nil, errors.New("no data directory set: usage is rqlited [flags] <data directory> (or set DATA_DIR)")
 	case 1:
 		c.DataDir = fs.Arg(0)
 	default:
 		return nil, fmt.Errorf("arguments after data directory (%s) are not accepted: put every flag before the data directory",
 			strings.Join(fs.Args()[1:], " "))
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(os.Hostname); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// advertise returns the address to advertise: adv if set, else bind, with
+// an unspecified bind host replaced by this host's name.
+func advertise(adv, bind string, hostname func() (string, error)) (string, error) {
+	if adv != "" {
+		return adv, nil
+	}
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return bind, nil // reported by the bind address check
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return bind, nil
+	}
+	name, err := hostname()
+	if err != nil || name == "" {
+		return "", fmt.Errorf("the bind address %s listens on all interfaces and this host's name is unknown (%v): set the advertised address", bind, err)
+	}
+	return net.JoinHostPort(name, port), nil
 }
 
 // isLocalOnly reports whether host:port names a loopback or unspecified
@@ -180,7 +220,12 @@ func isLocalOnly(hostport string) bool {
 }
 
 // Validate checks the combination of flags and fills in derived defaults.
-func (c *Config) Validate() error {
+//
+// An advertised address left unset takes the bind address, except that a
+// bind address on all interfaces (0.0.0.0:4001, :4001) advertises this
+// host's name with the same port: the identical `docker run` line on every
+// host then advertises each container's own name.
+func (c *Config) Validate(hostname func() (string, error)) error {
 	for _, a := range []struct{ flag, val string }{
 		{"-http-addr", c.HTTPAddr}, {"-http-adv-addr", c.HTTPAdvAddr},
 		{"-raft-addr", c.RaftAddr}, {"-raft-adv-addr", c.RaftAdvAddr},
@@ -195,11 +240,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s %q is not a valid host:port: %w", a.flag, a.val, err)
 		}
 	}
-	if c.HTTPAdvAddr == "" {
-		c.HTTPAdvAddr = c.HTTPAddr
+	var err error
+	if c.HTTPAdvAddr, err = advertise(c.HTTPAdvAddr, c.HTTPAddr, hostname); err != nil {
+		return fmt.Errorf("-http-adv-addr: %w", err)
 	}
-	if c.RaftAdvAddr == "" {
-		c.RaftAdvAddr = c.RaftAddr
+	if c.RaftAdvAddr, err = advertise(c.RaftAdvAddr, c.RaftAddr, hostname); err != nil {
+		return fmt.Errorf("-raft-adv-addr: %w", err)
 	}
 	for _, a := range []struct{ flag, val string }{{"-http-adv-addr", c.HTTPAdvAddr}, {"-raft-adv-addr", c.RaftAdvAddr}} {
 		host, _, _ := net.SplitHostPort(a.val)

@@ -53,7 +53,7 @@ func main() {
 
 // run is main without the exit, so tests can call it.
 func run(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(args, stderr, os.Getenv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
