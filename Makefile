@@ -23,6 +23,7 @@ FUZZSHORT ?= 20000x
 # package:target pairs run by `make fuzz` (and briefly by `make test`)
 FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./cluster:FuzzReadFrame
 
+.PHONY: docker static
 .PHONY: all build run test unit-test system-test vet fmt-check bench fuzz fuzz-short fuzz-run tools clean
 
 all: build
@@ -47,6 +48,17 @@ vet:
 
 unit-test:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /system_test)
+
+## static: a fully static bin/rqlited-static (cgo SQLite linked in), for images FROM scratch
+static:
+	CGO_ENABLED=1 $(GO) build -tags 'osusergo netgo sqlite_omit_load_extension' \
+		-ldflags '$(LDFLAGS) -s -w -linkmode external -extldflags "-static"' -o bin/rqlited-static ./cmd/rqlited
+
+## docker: the image rqlited:dev, FROM scratch around bin/rqlited-static (no registry needed)
+docker: static
+	rm -rf bin/docker && mkdir -p bin/docker/rqlite/file/data
+	cp bin/rqlited-static bin/docker/rqlited
+	docker build -q -f docker/Dockerfile.local -t rqlited:dev bin/docker
 
 ## tools: build the etcd and Consul servers the discovery tests use (cached)
 tools:

@@ -63,12 +63,26 @@ type Layer interface {
 	Dial(address string, timeout time.Duration) (net.Conn, error)
 }
 
-// raftLayer adapts a Layer to raft.StreamLayer.
-type raftLayer struct{ Layer }
+// raftLayer adapts a Layer to raft.StreamLayer. Its Addr is the advertised
+// address: Raft puts it in every message as the sender's address, and
+// followers learn the leader's address from it, so it must be one that other
+// nodes can dial (not the bind address, which may be 0.0.0.0).
+type raftLayer struct {
+	Layer
+	adv advertisedAddr
+}
 
 func (l raftLayer) Dial(a raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	return l.Layer.Dial(string(a), timeout)
 }
+
+func (l raftLayer) Addr() net.Addr { return l.adv }
+
+// advertisedAddr is a host:port that may be a name.
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
 
 // Config configures a Store. Durations are wall-clock times.
 type Config struct {
@@ -290,7 +304,7 @@ func (s *Store) Open() (retErr error) {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  raftLayer{s.cfg.Layer},
+		Stream:  raftLayer{Layer: s.cfg.Layer, adv: advertisedAddr(s.cfg.Addr)},
 		MaxPool: 5,
 		Timeout: 10 * time.Second,
 		Logger:  hl,

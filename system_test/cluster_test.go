@@ -405,3 +405,24 @@ func TestFreshnessOnFollower(t *testing.T) {
 	s, b = leader.Query("SELECT COUNT(*) FROM t", "&level=none&freshness=1ns")
 	mustJSON(t, s, b, `{"results":[{"columns":["COUNT(*)"],"types":["integer"],"values":[[0]]}]}`)
 }
+
+// Nodes that bind all interfaces and advertise a specific address: the
+// leader must be known by its advertised address, or followers could not
+// forward to it (found by the Docker tests).
+func TestBindAllInterfacesAdvertised(t *testing.T) {
+	n1 := newNode(t, "")
+	_, p1, _ := splitHostPort(n1.RaftAddr)
+	n1.Args = []string{"-node-id", "n1", "-raft-addr", "0.0.0.0:" + p1, "-raft-adv-addr", n1.RaftAddr}
+	n1.Start()
+	n1.WaitReady(20 * time.Second)
+	n2 := newNode(t, "", "-node-id", "n2", "-join", n1.RaftAddr)
+	n2.Start()
+	c := Cluster{n1, n2}
+	c.waitOneCluster(t, 20*time.Second)
+	if v, _ := n2.status("store.leader.addr").(string); v != n1.RaftAddr {
+		t.Fatalf("follower knows the leader as %q, want %q", v, n1.RaftAddr)
+	}
+	if s, b := n2.Execute("", `["CREATE TABLE t (x)"]`); s != 200 || strings.Contains(b, "error") {
+		t.Fatalf("forwarded write: %d %s", s, b)
+	}
+}
