@@ -23,7 +23,7 @@ FUZZSHORT ?= 20000x
 # package:target pairs run by `make fuzz` (and briefly by `make test`)
 FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./cluster:FuzzReadFrame
 
-.PHONY: docker static
+.PHONY: docker docker-test static
 .PHONY: all build run test unit-test system-test vet fmt-check bench fuzz fuzz-short fuzz-run tools clean
 
 all: build
@@ -65,9 +65,17 @@ tools:
 	./tools/build.sh $(RQLITED_TOOLS)
 
 # System tests run a race-enabled build of the real binary.
+# Container tests run whenever a Docker engine answers.
 system-test: tools
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
-	RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 20m ./system_test/...
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docker; img=rqlited:dev; \
+	else echo "no Docker engine answers: the container tests are skipped"; img=; fi; \
+	echo "RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/..."; \
+	RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/...
+
+## docker-test: only the multi-container tests
+docker-test: docker
+	RQLITED_DOCKER_IMAGE=rqlited:dev $(GO) test -count=1 -run 'TestDocker' -v ./system_test/...
 
 ## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m for a long run)
 fuzz:

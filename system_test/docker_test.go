@@ -1,0 +1,204 @@
+package system_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// dockerImage returns the image `make docker` built; make test sets
+// RQLITED_DOCKER_IMAGE whenever a Docker engine answers.
+func dockerImage(t *testing.T) string {
+	img := os.Getenv("RQLITED_DOCKER_IMAGE")
+	if img == "" {
+		t.Skip("RQLITED_DOCKER_IMAGE not set (make test sets it when a Docker engine answers)")
+	}
+	return img
+}
+
+func docker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// container is one rqlited container; its HTTP port is published on
+// 127.0.0.1 through the default bridge, so the test can still reach it
+// when it is cut off from the cluster network.
+type container struct {
+	t    testing.TB
+	name string
+	Node
+}
+
+// startContainers runs n containers on a new network with the same
+// arguments and returns them once the test can reach their HTTP ports.
+func startContainers(t *testing.T, image string, n int, args func(names []string) []string) ([]*container, string) {
+	t.Helper()
+	suffix := fmt.Sprintf("%d", rand.Int64N(1e9))
+	netName := "rqt-" + suffix
+	docker(t, "network", "create", netName)
+	var cs []*container
+	t.Cleanup(func() {
+		for _, c := range cs {
+			if t.Failed() {
+				out, _ := exec.Command("docker", "logs", "--tail", "40", c.name).CombinedOutput()
+				t.Logf("logs of %s:\n%s", c.name, out)
+			}
+			exec.Command("docker", "rm", "-f", "-v", c.name).Run()
+		}
+		exec.Command("docker", "network", "rm", netName).Run()
+	})
+	var names []string
+	for i := 0; i < n; i++ {
+		names = append(names, fmt.Sprintf("rq%d-%s", i+1, suffix))
+	}
+	for _, name := range names {
+		cargs := append([]string{"create", "--name", name, "--hostname", name, "--network", "bridge",
+			"-p", "127.0.0.1::4001", image}, args(names)...)
+		docker(t, cargs...)
+		docker(t, "network", "connect", netName, name)
+		cs = append(cs, &container{t: t, name: name})
+	}
+	for _, c := range cs {
+		docker(t, "start", c.name)
+	}
+	for _, c := range cs {
+		port := docker(t, "port", c.name, "4001/tcp")
+		port = strings.Split(port, "\n")[0]
+		c.Node = Node{t: t, HTTPAddr: port[strings.LastIndex(port, "127.0.0.1"):], RaftAddr: c.name + ":4002"}
+	}
+	return cs, netName
+}
+
+func TestDockerClusterPartitionAndRestart(t *testing.T) {
+	image := dockerImage(t)
+	cs, netName := startContainers(t, image, 3, func(names []string) []string {
+		var join []string
+		for _, n := range names {
+			join = append(join, n+":4002")
+		}
+		return []string{"-bootstrap-expect", "3", "-join", strings.Join(join, ",")}
+	})
+	var c Cluster
+	for _, x := range cs {
+		c = append(c, &x.Node)
+	}
+	leader := c.waitOneCluster(t, 60*time.Second)
+	for i, n := range c {
+		if s, b := n.Execute("", fmt.Sprintf(`["CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)", "INSERT INTO t(id) VALUES(%d)"]`, i+1)); s != 200 || strings.Contains(b, "error") {
+			t.Fatalf("write through node %d: %d %s", i, s, b)
+		}
+	}
+
+	// Cut the leader off the cluster network while writes keep coming.
+	var acked sync.Map
+	var next atomic.Int64
+	next.Store(100)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, n := range c {
+		if n == leader {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := next.Add(1)
+				resp, err := client.Post(n.URL("/db/execute"), "application/json", strings.NewReader(fmt.Sprintf(`[["INSERT INTO t(id) VALUES(?)", %d]]`, id)))
+				if err != nil {
+					continue
+				}
+				var buf bytes.Buffer
+				buf.ReadFrom(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 && strings.Contains(buf.String(), `"rows_affected":1`) {
+					acked.Store(id, true)
+				}
+			}
+		}()
+	}
+	var leaderName string
+	for _, x := range cs {
+		if &x.Node == leader {
+			leaderName = x.name
+		}
+	}
+	docker(t, "network", "disconnect", netName, leaderName)
+	majority := Cluster(c.followers(leader))
+	newLeader := majority.waitOneCluster(t, 30*time.Second)
+	if newLeader == leader {
+		t.Fatal("the partitioned leader is still leader of the majority")
+	}
+	// The minority refuses writes, and serves reads at level=none.
+	if s, _ := leader.Execute("", `["INSERT INTO t(id) VALUES(99999)"]`); s == 200 {
+		t.Fatal("the partitioned old leader accepted a write")
+	}
+	if s, b := leader.Query("SELECT COUNT(*) FROM t", "&level=none"); s != 200 || strings.Contains(b, "error") {
+		t.Fatalf("level=none on the minority: %d %s", s, b)
+	}
+	time.Sleep(time.Second) // writes to the majority's new leader
+	docker(t, "network", "connect", netName, leaderName)
+	close(stop)
+	wg.Wait()
+	acks := 0
+	acked.Range(func(any, any) bool { acks++; return true })
+	if acks == 0 {
+		t.Fatal("no write was acknowledged during the partition")
+	}
+	// Every node converges, with every acknowledged write and no extra row.
+	for _, n := range c {
+		waitFor(t, 30*time.Second, "convergence of "+n.HTTPAddr, func() bool {
+			ids := map[int64]bool{}
+			for _, id := range queryIntsLevel(t, n, "SELECT id FROM t", "none") {
+				ids[id] = true
+			}
+			ok := !ids[99999]
+			acked.Range(func(k, _ any) bool { ok = ok && ids[k.(int64)]; return ok })
+			return ok
+		})
+	}
+
+	// kill -9 of a node and a restart on the same volume.
+	victim := cs[0]
+	docker(t, "kill", "-s", "KILL", victim.name)
+	docker(t, "start", victim.name)
+	port := strings.Split(docker(t, "port", victim.name, "4001/tcp"), "\n")[0]
+	victim.HTTPAddr = port[strings.LastIndex(port, "127.0.0.1"):]
+	c.waitOneCluster(t, 60*time.Second)
+
+	// The whole cluster restarted on the same volumes.
+	for _, x := range cs {
+		docker(t, "stop", "-t", "10", x.name)
+	}
+	for _, x := range cs {
+		docker(t, "start", x.name)
+	}
+	for _, x := range cs {
+		port := strings.Split(docker(t, "port", x.name, "4001/tcp"), "\n")[0]
+		x.HTTPAddr = port[strings.LastIndex(port, "127.0.0.1"):]
+	}
+	leader = c.waitOneCluster(t, 60*time.Second)
+	want := int64(3 + acks)
+	if got := leader.count("t", "linearizable"); got != want {
+		t.Fatalf("after a whole-cluster restart: %d rows, want %d", got, want)
+	}
+}
