@@ -15,9 +15,8 @@ import (
 	"github.com/rqlited/rqlited/command"
 )
 
-// ErrBootTimeout is returned when no cluster formed or was joined before
-// the -bootstrap-expect-timeout deadline.
-var ErrBootTimeout = errors.New("boot timeout: no cluster was formed or joined in time")
+// ErrBootTimeout is command.ErrBootTimeout.
+var ErrBootTimeout = command.ErrBootTimeout
 
 // AddressProvider returns the current join targets: a static -join list,
 // or (in discovery modes) addresses from DNS.
@@ -143,10 +142,7 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 				b.mu.Lock()
 				last := b.lastErr
 				b.mu.Unlock()
-				if last != "" {
-					return fmt.Errorf("%w after %v (last problem: %s)", ErrBootTimeout, b.cfg.Timeout, last)
-				}
-				return fmt.Errorf("%w after %v", ErrBootTimeout, b.cfg.Timeout)
+				return command.BootTimeout(b.cfg.Timeout, last)
 			}
 			return ctx.Err()
 		case <-time.After(wait):

@@ -2,6 +2,7 @@ package command
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -28,7 +29,19 @@ var (
 	// ErrClusterMismatch is returned when a node with state asks to join a
 	// cluster other than its own.
 	ErrClusterMismatch = errors.New("node belongs to a different cluster")
+	// ErrBootTimeout is returned when no cluster was formed or joined before
+	// -bootstrap-expect-timeout.
+	ErrBootTimeout = errors.New("boot timeout: no cluster was formed or joined in time")
 )
+
+// BootTimeout returns ErrBootTimeout with the deadline and, if there was
+// one, the last problem seen while waiting.
+func BootTimeout(timeout time.Duration, lastProblem string) error {
+	if lastProblem != "" {
+		return fmt.Errorf("%w after %v (last problem: %s)", ErrBootTimeout, timeout, lastProblem)
+	}
+	return fmt.Errorf("%w after %v", ErrBootTimeout, timeout)
+}
 
 // QueryOptions control how a read is served.
 type QueryOptions struct {

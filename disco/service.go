@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/rqlited/rqlited/command"
 )
 
-// ErrBootTimeout is returned by Register when no cluster was formed or
-// joined before the deadline.
-var ErrBootTimeout = errors.New("boot timeout: no cluster was formed or joined in time")
+// ErrBootTimeout is command.ErrBootTimeout, returned by Register when no
+// cluster was formed or joined before the deadline.
+var ErrBootTimeout = command.ErrBootTimeout
 
 // Record is the value of the leader key. The first three fields are
 // rqlite's, so rqlite tooling reading the key keeps working; ClusterID and
@@ -265,10 +267,7 @@ func (s *Service) ctxErr(ctx context.Context) error {
 		s.mu.Lock()
 		last := s.lastErr
 		s.mu.Unlock()
-		if last != "" {
-			return fmt.Errorf("%w after %v (last problem: %s)", ErrBootTimeout, s.cfg.Timeout, last)
-		}
-		return fmt.Errorf("%w after %v", ErrBootTimeout, s.cfg.Timeout)
+		return command.BootTimeout(s.cfg.Timeout, last)
 	}
 	return ctx.Err()
 }

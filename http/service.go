@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,6 +129,7 @@ type Service struct {
 	debug   *http.ServeMux
 	cluster Cluster
 	fwd     *forwarder
+	routes  map[string]func(http.ResponseWriter, *http.Request, *params)
 	// sections are extra /status sections (cluster, bootstrap, ...).
 	sections map[string]func() map[string]any
 	explain  func() string
@@ -143,6 +145,12 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now()}
 	s.fwd = newForwarder()
+	s.routes = map[string]func(http.ResponseWriter, *http.Request, *params){
+		"/db/execute": s.handleExecute, "/db/query": s.handleQuery, "/db/request": s.handleRequest,
+		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/snapshot": s.handleSnapshot,
+		"/status": s.handleStatus, "/nodes": s.handleNodes, "/leader": s.handleLeader,
+		"/readyz": s.handleReadyz, "/remove": s.handleRemove,
+	}
 	s.debug = http.NewServeMux()
 	s.debug.HandleFunc("/debug/pprof/", pprof.Index)
 	s.debug.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -231,34 +239,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // route dispatches a request by path.
 func (s *Service) route(w http.ResponseWriter, r *http.Request, p *params) {
-	switch path := r.URL.Path; {
-	case path == "/db/execute":
-		s.handleExecute(w, r, p)
-	case path == "/db/query":
-		s.handleQuery(w, r, p)
-	case path == "/db/request":
-		s.handleRequest(w, r, p)
-	case path == "/db/load":
-		s.handleLoad(w, r, p)
-	case path == "/db/backup":
-		s.handleBackup(w, r, p)
-	case path == "/snapshot":
-		s.handleSnapshot(w, r, p)
-	case path == "/status":
-		s.handleStatus(w, r, p)
-	case path == "/nodes":
-		s.handleNodes(w, r, p)
-	case path == "/leader":
-		s.handleLeader(w, r, p)
-	case path == "/readyz":
-		s.handleReadyz(w, r, p)
-	case path == "/remove":
-		s.handleRemove(w, r, p)
-	case len(path) > len("/debug/pprof/") && path[:len("/debug/pprof/")] == "/debug/pprof/", path == "/debug/pprof/":
-		s.debug.ServeHTTP(w, r)
-	default:
-		w.WriteHeader(http.StatusNotFound)
+	if h, ok := s.routes[r.URL.Path]; ok {
+		h(w, r, p)
+		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+		s.debug.ServeHTTP(w, r)
+		return
+	}
+	w.WriteHeader(http.StatusNotFound)
 }
 
 // allow answers 405 and returns false unless r uses one of methods.

@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := serve(ctx, cfg, logger, stderr); err != nil {
 		logger.Error("rqlited failed", "error", err)
 		fmt.Fprintf(stderr, "rqlited: %v\n", err)
-		if errors.Is(err, cluster.ErrBootTimeout) || errors.Is(err, disco.ErrBootTimeout) {
+		if errors.Is(err, command.ErrBootTimeout) {
 			return exitBootTimeout
 		}
 		return 1
