@@ -45,10 +45,17 @@ type container struct {
 // startContainers runs n containers on a new network with the same
 // arguments and returns them once the test can reach their HTTP ports.
 func startContainers(t *testing.T, image string, n int, args func(names []string) []string) ([]*container, string) {
+	return startContainersOn(t, image, n, nil, nil, args)
+}
+
+// startContainersOn is startContainers with extra `docker network create`
+// arguments and extra `docker network connect` arguments per container.
+func startContainersOn(t *testing.T, image string, n int, netArgs []string, connArgs func(i int) []string,
+	args func(names []string) []string) ([]*container, string) {
 	t.Helper()
 	suffix := fmt.Sprintf("%d", rand.Int64N(1e9))
 	netName := "rqt-" + suffix
-	docker(t, "network", "create", netName)
+	docker(t, append(append([]string{"network", "create"}, netArgs...), netName)...)
 	var cs []*container
 	t.Cleanup(func() {
 		for _, c := range cs {
@@ -64,22 +71,32 @@ func startContainers(t *testing.T, image string, n int, args func(names []string
 	for i := 0; i < n; i++ {
 		names = append(names, fmt.Sprintf("rq%d-%s", i+1, suffix))
 	}
-	for _, name := range names {
+	for i, name := range names {
 		cargs := append([]string{"create", "--name", name, "--hostname", name, "--network", "bridge",
 			"-p", "127.0.0.1::4001", image}, args(names)...)
 		docker(t, cargs...)
-		docker(t, "network", "connect", netName, name)
+		conn := []string{"network", "connect"}
+		if connArgs != nil {
+			conn = append(conn, connArgs(i)...)
+		}
+		docker(t, append(conn, netName, name)...)
 		cs = append(cs, &container{t: t, name: name})
 	}
 	for _, c := range cs {
 		docker(t, "start", c.name)
 	}
 	for _, c := range cs {
-		port := docker(t, "port", c.name, "4001/tcp")
-		port = strings.Split(port, "\n")[0]
-		c.Node = Node{t: t, HTTPAddr: port[strings.LastIndex(port, "127.0.0.1"):], RaftAddr: c.name + ":4002"}
+		c.Node = Node{t: t, RaftAddr: c.name + ":4002", Args: []string{"-node-id", c.name}}
+		c.refreshPort()
 	}
 	return cs, netName
+}
+
+// refreshPort reads the host port Docker published the HTTP API on (it
+// changes when a container restarts).
+func (c *container) refreshPort() {
+	port := strings.Split(docker(c.t, "port", c.name, "4001/tcp"), "\n")[0]
+	c.HTTPAddr = port[strings.LastIndex(port, "127.0.0.1"):]
 }
 
 func TestDockerClusterPartitionAndRestart(t *testing.T) {
@@ -181,11 +198,16 @@ func TestDockerClusterPartitionAndRestart(t *testing.T) {
 	victim := cs[0]
 	docker(t, "kill", "-s", "KILL", victim.name)
 	docker(t, "start", victim.name)
-	port := strings.Split(docker(t, "port", victim.name, "4001/tcp"), "\n")[0]
-	victim.HTTPAddr = port[strings.LastIndex(port, "127.0.0.1"):]
+	victim.refreshPort()
 	c.waitOneCluster(t, 60*time.Second)
 
-	// The whole cluster restarted on the same volumes.
+	// The whole cluster restarted on the same volumes. (Writes that timed out
+	// during the partition may have been applied without an acknowledgement,
+	// so compare with the count before the restart.)
+	before := c.waitOneCluster(t, 60*time.Second).count("t", "linearizable")
+	if before < int64(3+acks) {
+		t.Fatalf("%d rows before the restart, fewer than the %d acknowledged", before, 3+acks)
+	}
 	for _, x := range cs {
 		docker(t, "stop", "-t", "10", x.name)
 	}
@@ -193,12 +215,46 @@ func TestDockerClusterPartitionAndRestart(t *testing.T) {
 		docker(t, "start", x.name)
 	}
 	for _, x := range cs {
-		port := strings.Split(docker(t, "port", x.name, "4001/tcp"), "\n")[0]
-		x.HTTPAddr = port[strings.LastIndex(port, "127.0.0.1"):]
+		x.refreshPort()
 	}
 	leader = c.waitOneCluster(t, 60*time.Second)
-	want := int64(3 + acks)
-	if got := leader.count("t", "linearizable"); got != want {
-		t.Fatalf("after a whole-cluster restart: %d rows, want %d", got, want)
+	if got := leader.count("t", "linearizable"); got != before {
+		t.Fatalf("after a whole-cluster restart: %d rows, want %d", got, before)
 	}
+}
+
+func TestDockerDNSAliasAndNewAddress(t *testing.T) {
+	image := dockerImage(t)
+	sub := fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250))
+	alias := fmt.Sprintf("rqlite-%d", rand.IntN(1e6))
+	// Identical rqlited arguments; Docker's embedded DNS answers one A record
+	// per container for the shared alias.
+	cs, netName := startContainersOn(t, image, 3, []string{"--subnet", sub + ".0/24"},
+		func(i int) []string { return []string{"--alias", alias, "--ip", fmt.Sprintf("%s.%d", sub, 11+i)} },
+		func([]string) []string {
+			return []string{"-disco-mode", "dns", "-disco-config", fmt.Sprintf(`{"name":%q}`, alias), "-bootstrap-expect", "3"}
+		})
+	var c Cluster
+	for _, x := range cs {
+		c = append(c, &x.Node)
+	}
+	c.waitOneCluster(t, 60*time.Second)
+	if s, b := c[2].Execute("", `["CREATE TABLE t (x)", "INSERT INTO t VALUES(1)"]`); s != 200 || strings.Contains(b, "error") {
+		t.Fatalf("write: %d %s", s, b)
+	}
+	// A node comes back with a new IP address under the same name.
+	moved := cs[1]
+	docker(t, "stop", "-t", "10", moved.name)
+	docker(t, "network", "disconnect", netName, moved.name)
+	docker(t, "network", "connect", "--alias", alias, "--ip", sub+".99", netName, moved.name)
+	docker(t, "start", moved.name)
+	moved.refreshPort()
+	leader := c.waitOneCluster(t, 60*time.Second)
+	if s, b := leader.Execute("", `["INSERT INTO t VALUES(2)"]`); s != 200 || strings.Contains(b, "error") {
+		t.Fatalf("write after the move: %d %s", s, b)
+	}
+	waitFor(t, 30*time.Second, "moved node replicates", func() bool {
+		s, b := moved.Query("SELECT COUNT(*) FROM t", "&level=none")
+		return s == 200 && strings.Contains(b, `"values":[[2]]`)
+	})
 }

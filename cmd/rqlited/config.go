@@ -244,9 +244,11 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 	if c.HTTPAdvAddr, err = advertise(c.HTTPAdvAddr, c.HTTPAddr, hostname); err != nil {
 		return fmt.Errorf("-http-adv-addr: %w", err)
 	}
+	advertisedHost := c.RaftAdvAddr == ""
 	if c.RaftAdvAddr, err = advertise(c.RaftAdvAddr, c.RaftAddr, hostname); err != nil {
 		return fmt.Errorf("-raft-adv-addr: %w", err)
 	}
+	advertisedHost = advertisedHost && c.RaftAdvAddr != c.RaftAddr
 	for _, a := range []struct{ flag, val string }{{"-http-adv-addr", c.HTTPAdvAddr}, {"-raft-adv-addr", c.RaftAdvAddr}} {
 		host, _, _ := net.SplitHostPort(a.val)
 		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -260,7 +262,13 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 		return fmt.Errorf("-http-adv-addr and -raft-adv-addr must differ (both are %s)", c.HTTPAdvAddr)
 	}
 	if c.NodeID == "" {
+		// As in rqlite's image, a node that advertises its host name (it
+		// binds all interfaces) is named after the host; otherwise the ID is
+		// the advertised Raft address.
 		c.NodeID = c.RaftAdvAddr
+		if advertisedHost {
+			c.NodeID, _, _ = net.SplitHostPort(c.RaftAdvAddr)
+		}
 	}
 	for _, j := range c.JoinAddrs {
 		hostport := j

@@ -17,7 +17,7 @@ func TestEnvDefaultsAndAdvertisedHostname(t *testing.T) {
 	if c.HTTPAddr != "0.0.0.0:4001" || c.RaftAddr != ":5002" || c.DataDir != "/rqlite/file/data" {
 		t.Fatalf("env defaults or flag precedence wrong: %+v", c)
 	}
-	if c.HTTPAdvAddr != host+":4001" || c.RaftAdvAddr != host+":5002" || c.NodeID != host+":5002" {
+	if c.HTTPAdvAddr != host+":4001" || c.RaftAdvAddr != host+":5002" || c.NodeID != host {
 		t.Fatalf("advertised: %s %s id %s", c.HTTPAdvAddr, c.RaftAdvAddr, c.NodeID)
 	}
 	env["NODE_ID"], env["RAFT_ADV_ADDR"] = "n1", "n1.example:4002"
