@@ -23,7 +23,7 @@ FUZZSHORT ?= 20000x
 # package:target pairs run by `make fuzz` (and briefly by `make test`)
 FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./cluster:FuzzReadFrame
 
-.PHONY: docker docker-test static
+.PHONY: docker docker-test docker-fixtures static
 .PHONY: all build run test unit-test system-test vet fmt-check bench fuzz fuzz-short fuzz-run tools clean
 
 all: build
@@ -60,6 +60,15 @@ docker: static
 	cp bin/rqlited-static bin/docker/rqlited
 	docker build -q -f docker/Dockerfile.local -t rqlited:dev bin/docker
 
+## docker-fixtures: images the container tests run next to rqlited: a DNS server, etcd and Consul
+docker-fixtures: tools
+	rm -rf bin/fixtures && mkdir -p bin/fixtures/dns bin/fixtures/etcd bin/fixtures/consul
+	CGO_ENABLED=0 $(GO) build -o bin/fixtures/dns/dnsfixture ./cmd/dnsfixture
+	cp $(RQLITED_TOOLS)/etcd bin/fixtures/etcd/ && cp $(RQLITED_TOOLS)/consul bin/fixtures/consul/
+	for f in dnsfixture:dns etcd:etcd consul:consul; do bin=$${f%%:*}; dir=$${f##*:}; \
+		printf 'FROM scratch\nCOPY %s /%s\nENTRYPOINT ["/%s"]\n' $$bin $$bin $$bin > bin/fixtures/$$dir/Dockerfile; \
+		docker build -q -t rqlited-$$dir:dev bin/fixtures/$$dir || exit 1; done
+
 ## tools: build the etcd and Consul servers the discovery tests use (cached)
 tools:
 	./tools/build.sh $(RQLITED_TOOLS)
@@ -68,13 +77,13 @@ tools:
 # Container tests run whenever a Docker engine answers.
 system-test: tools
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docker; img=rqlited:dev; \
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docker docker-fixtures; img=rqlited:dev; \
 	else echo "no Docker engine answers: the container tests are skipped"; img=; fi; \
 	echo "RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/..."; \
 	RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/...
 
 ## docker-test: only the multi-container tests
-docker-test: docker
+docker-test: docker docker-fixtures
 	RQLITED_DOCKER_IMAGE=rqlited:dev $(GO) test -count=1 -run 'TestDocker' -v ./system_test/...
 
 ## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m for a long run)

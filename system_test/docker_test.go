@@ -258,3 +258,97 @@ func TestDockerDNSAliasAndNewAddress(t *testing.T) {
 		return s == 200 && strings.Contains(b, `"values":[[2]]`)
 	})
 }
+
+// runFixture starts a helper container (DNS, etcd, Consul) on netName and
+// removes it when the test ends.
+func runFixture(t *testing.T, netName, name string, dockerArgs []string, image string, args ...string) {
+	t.Helper()
+	all := append([]string{"run", "-d", "--name", name, "--hostname", name, "--network", netName}, dockerArgs...)
+	all = append(append(all, image), args...)
+	docker(t, all...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("docker", "logs", "--tail", "30", name).CombinedOutput()
+			t.Logf("logs of %s:\n%s", name, out)
+		}
+		exec.Command("docker", "rm", "-f", "-v", name).Run()
+	})
+}
+
+// fixtureImage skips the test unless make built the fixture images.
+func fixtureImage(t *testing.T, name string) string {
+	img := "rqlited-" + name + ":dev"
+	if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
+		t.Skipf("%s not built (make docker-fixtures)", img)
+	}
+	return img
+}
+
+func TestDockerDNSSRV(t *testing.T) {
+	image := dockerImage(t)
+	dnsImage := fixtureImage(t, "dns")
+	sub := fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250))
+	netArgs := []string{"--subnet", sub + ".0/24"}
+	cfg := fmt.Sprintf(`{"name":"rqlite.test","service":"raft","resolver":"%s.53:53"}`, sub)
+	cs, netName := startContainersOn(t, image, 3, netArgs,
+		func(i int) []string { return []string{"--ip", fmt.Sprintf("%s.%d", sub, 11+i)} },
+		func([]string) []string {
+			return []string{"-disco-mode", "dns-srv", "-disco-config", cfg, "-bootstrap-expect", "3"}
+		})
+	// The DNS server: three SRV records of the best priority, and a standby
+	// of lower preference that points nowhere and must be ignored.
+	runFixture(t, netName, "dns-"+netName, []string{"--ip", sub + ".53"}, dnsImage,
+		"-addr", ":53",
+		"-a", "rq1.test="+sub+".11", "-a", "rq2.test="+sub+".12", "-a", "rq3.test="+sub+".13", "-a", "standby.test="+sub+".99",
+		"-srv", "_raft._tcp.rqlite.test=10:5:4002:rq1.test,10:5:4002:rq2.test,10:5:4002:rq3.test,20:5:4002:standby.test")
+	var c Cluster
+	for _, x := range cs {
+		c = append(c, &x.Node)
+	}
+	c.waitOneCluster(t, 60*time.Second)
+	if s, b := c[0].Execute("", `["CREATE TABLE t (x)"]`); s != 200 || strings.Contains(b, "error") {
+		t.Fatalf("write: %d %s", s, b)
+	}
+}
+
+func TestDockerKVStores(t *testing.T) {
+	image := dockerImage(t)
+	for _, kv := range []struct{ name, mode string }{{"etcd", "etcd-kv"}, {"consul", "consul-kv"}} {
+		t.Run(kv.name, func(t *testing.T) {
+			kvImage := fixtureImage(t, kv.name)
+			suffix := fmt.Sprintf("%d", rand.IntN(1e9))
+			storeName := kv.name + "-" + suffix
+			var cfg string
+			if kv.name == "etcd" {
+				cfg = fmt.Sprintf(`{"endpoints":["http://%s:2379"]}`, storeName)
+			} else {
+				cfg = fmt.Sprintf(`{"address":"%s:8500"}`, storeName)
+			}
+			cs, netName := startContainersOn(t, image, 3, nil, nil, func([]string) []string {
+				return []string{"-disco-mode", kv.mode, "-disco-key", "rq-" + suffix, "-disco-config", cfg}
+			})
+			// The store starts after the nodes: they wait for it, then form.
+			if kv.name == "etcd" {
+				runFixture(t, netName, storeName, []string{"--tmpfs", "/data"}, kvImage,
+					"--data-dir", "/data/etcd", "--listen-client-urls", "http://0.0.0.0:2379",
+					"--advertise-client-urls", "http://"+storeName+":2379", "--listen-peer-urls", "http://0.0.0.0:2380",
+					"--initial-advertise-peer-urls", "http://"+storeName+":2380", "--initial-cluster", "default=http://"+storeName+":2380")
+			} else {
+				runFixture(t, netName, storeName, []string{"--tmpfs", "/tmp"}, kvImage,
+					"agent", "-dev", "-client", "0.0.0.0", "-bind", `{{ GetInterfaceIP "eth0" }}`, "-log-level", "warn")
+			}
+			var c Cluster
+			for _, x := range cs {
+				c = append(c, &x.Node)
+			}
+			leader := c.waitOneCluster(t, 90*time.Second)
+			if s, b := c[1].Execute("", `["CREATE TABLE t (x)"]`); s != 200 || strings.Contains(b, "error") {
+				t.Fatalf("write: %d %s", s, b)
+			}
+			waitFor(t, 20*time.Second, "leader key names the leader", func() bool {
+				h, _ := leader.status("disco.leader_key.holder").(string)
+				return h == leader.nodeID()
+			})
+		})
+	}
+}

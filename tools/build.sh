@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real servers the discovery tests run against (etcd and Consul)
 # from the Go module proxy, into a cache directory outside the repository.
-# Each binary is rebuilt only when its module's go.sum changes.
+# Each binary is rebuilt only when its module's go.sum (or this script's
+# build settings) change. They are built without cgo, so they are static and
+# also run in images FROM scratch (the container tests use them that way).
 #
 #   tools/build.sh [DIR]     default DIR: ${RQLITED_TOOLS:-$HOME/.cache/rqlited-tools}
 set -euo pipefail
@@ -12,7 +14,7 @@ mkdir -p "$dir"
 build() { # name module-dir package
 	local name=$1 mod=$2 pkg=$3
 	local stamp sum
-	sum=$(sha256sum "$here/$mod/go.sum" | cut -d' ' -f1)
+	sum=$( (cat "$here/$mod/go.sum"; echo "CGO_ENABLED=0") | sha256sum | cut -d' ' -f1)
 	stamp="$dir/$name.stamp"
 	if [ -x "$dir/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
 		echo "tools: $name is up to date in $dir"
@@ -20,7 +22,7 @@ build() { # name module-dir package
 	fi
 	echo "tools: building $name from $pkg (Consul takes about 8 minutes on 2 cores)"
 	local start=$SECONDS
-	(cd "$here/$mod" && GOFLAGS=-mod=mod nice go build -o "$dir/$name.tmp" "$pkg")
+	(cd "$here/$mod" && CGO_ENABLED=0 GOFLAGS=-mod=mod nice go build -o "$dir/$name.tmp" "$pkg")
 	mv "$dir/$name.tmp" "$dir/$name"
 	echo "$sum" > "$stamp"
 	echo "tools: built $name in $((SECONDS - start))s"

@@ -37,6 +37,22 @@ type TB interface {
 	Cleanup(func())
 }
 
+// New returns a server with no records that is not listening yet; see
+// ListenAndServe. Tests use Start instead.
+func New() *Server {
+	return &Server{a: map[string][]string{}, srv: map[string][]SRV{}}
+}
+
+// ListenAndServe serves on addr (UDP and TCP) until one of them fails.
+func (s *Server) ListenAndServe(addr string) error {
+	errc := make(chan error, 2)
+	for _, network := range []string{"udp", "tcp"} {
+		srv := &mdns.Server{Addr: addr, Net: network, Handler: s}
+		go func() { errc <- srv.ListenAndServe() }()
+	}
+	return <-errc
+}
+
 // Start runs a server on 127.0.0.1 (UDP and TCP, same port) until the test
 // ends.
 func Start(t TB) *Server {
