@@ -358,9 +358,16 @@ func TestClusterBadInput(t *testing.T) {
 			t.Errorf("%v: exit %d, want 1 with %q; output:\n%s", tc.args, code, tc.want, out)
 		}
 	}
+	// An advertised address that never resolves: the node waits, says why,
+	// and gives up at the boot deadline.
+	code, out := runBinary(t, "-raft-addr", freePort(t), "-http-addr", freePort(t), "-raft-adv-addr", "no-such-host.invalid:4002",
+		"-bootstrap-expect", "3", "-join", "a.invalid:4002,b.invalid:4002,c.invalid:4002", "-bootstrap-expect-timeout", "2s", t.TempDir())
+	if code != 3 || !strings.Contains(out, "does not resolve") {
+		t.Errorf("unresolvable advertised address: exit %d\n%s", code, out)
+	}
 	// An HTTP port given where a Raft address belongs is named as such.
 	n := startNode(t)
-	code, out := runBinary(t, "-raft-addr", freePort(t), "-http-addr", freePort(t), "-join", n.HTTPAddr, t.TempDir())
+	code, out = runBinary(t, "-raft-addr", freePort(t), "-http-addr", freePort(t), "-join", n.HTTPAddr, t.TempDir())
 	if code != 1 || !strings.Contains(out, "speaks HTTP") {
 		t.Errorf("join to an HTTP port: exit %d\n%s", code, out)
 	}

@@ -297,6 +297,12 @@ func TestDockerDNSSRV(t *testing.T) {
 		})
 	// The DNS server: three SRV records of the best priority, and a standby
 	// of lower preference that points nowhere and must be ignored.
+	// No DNS server yet: the nodes say what they wait for, and keep trying.
+	waitFor(t, 30*time.Second, "resolving phase explained", func() bool {
+		p, _ := cs[0].status("disco.phase").(string)
+		e, _ := cs[0].status("disco.last_error").(string)
+		return p == "resolving" && e != ""
+	})
 	runFixture(t, netName, "dns-"+netName, []string{"--ip", sub + ".53"}, dnsImage,
 		"-addr", ":53",
 		"-a", "rq1.test="+sub+".11", "-a", "rq2.test="+sub+".12", "-a", "rq3.test="+sub+".13", "-a", "standby.test="+sub+".99",
@@ -350,5 +356,14 @@ func TestDockerKVStores(t *testing.T) {
 				return h == leader.nodeID()
 			})
 		})
+	}
+}
+
+func TestDockerDataDirNotWritable(t *testing.T) {
+	image := dockerImage(t)
+	// The image's data directory belongs to root: another user cannot write it.
+	out, err := exec.Command("docker", "run", "--rm", "--user", "12345", image).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is not writable") {
+		t.Fatalf("non-writable data directory: err %v\n%s", err, out)
 	}
 }

@@ -266,6 +266,13 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	logger.Info("rqlited started", "version", version, "node-id", cfg.NodeID,
 		"http", hs.Addr().String(), "raft", ln.Addr().String(), "dir", dir)
 
+	if provider != nil || kvDisco != nil {
+		// Peers dial the advertised address; a name that does not resolve
+		// yet (a Kubernetes pod before its DNS record exists) is waited for.
+		if err := waitResolvable(ctx, cfg.RaftAdvAddr, cfg.BootstrapExpectTimeout, logger); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancelJoin := context.WithCancel(ctx) // runs before wg.Wait
@@ -377,6 +384,39 @@ func addressProvider(cfg *Config) (cluster.AddressProvider, string, error) {
 		return prov, prov.Name(), nil
 	default: // key-value modes find the leader through the store
 		return nil, "", nil
+	}
+}
+
+// waitResolvable waits until the host of addr resolves, logging the problem
+// (when it changes, and every 30 s) and giving up after timeout with the
+// boot-timeout error.
+func waitResolvable(ctx context.Context, addr string, timeout time.Duration, logger *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) != nil {
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	var lastLog time.Time
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := net.DefaultResolver.LookupHost(rctx, host)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			logger.Warn("the advertised Raft address does not resolve yet; other nodes could not reach this one. Waiting",
+				"addr", addr, "error", err)
+			lastLog = time.Now()
+		}
+		if time.Now().After(deadline) {
+			return command.BootTimeout(timeout, fmt.Sprintf("advertised address %s does not resolve: %v", addr, err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 }
 
