@@ -172,6 +172,11 @@ func TestDockerClusterPartitionAndRestart(t *testing.T) {
 	if s, b := leader.Query("SELECT COUNT(*) FROM t", "&level=none"); s != 200 || strings.Contains(b, "error") {
 		t.Fatalf("level=none on the minority: %d %s", s, b)
 	}
+	// ...and nothing that needs a leader.
+	waitFor(t, 10*time.Second, "minority refuses leader reads", func() bool {
+		s, _ := leader.Query("SELECT COUNT(*) FROM t", "&level=weak")
+		return s == 503
+	})
 	time.Sleep(time.Second) // writes to the majority's new leader
 	docker(t, "network", "connect", netName, leaderName)
 	close(stop)
