@@ -170,16 +170,7 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 				if target == leader && i > 0 {
 					target = c.followers(leader)[i%2]
 				}
-				id := next.Add(1)
-				resp, err := client.Post(target.URL("/db/execute"), "application/json",
-					strings.NewReader(fmt.Sprintf(`[["INSERT INTO t(id) VALUES(?)", %d]]`, id)))
-				if err != nil {
-					continue
-				}
-				var buf bytes.Buffer
-				buf.ReadFrom(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 && strings.Contains(buf.String(), `"rows_affected":1`) {
+				if id := next.Add(1); insertAcked(client, target, id) {
 					acked.Store(id, true)
 				}
 			}

@@ -1,7 +1,6 @@
 package system_test
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -139,15 +138,7 @@ func TestDockerClusterPartitionAndRestart(t *testing.T) {
 					return
 				default:
 				}
-				id := next.Add(1)
-				resp, err := client.Post(n.URL("/db/execute"), "application/json", strings.NewReader(fmt.Sprintf(`[["INSERT INTO t(id) VALUES(?)", %d]]`, id)))
-				if err != nil {
-					continue
-				}
-				var buf bytes.Buffer
-				buf.ReadFrom(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 && strings.Contains(buf.String(), `"rows_affected":1`) {
+				if id := next.Add(1); insertAcked(client, n, id) {
 					acked.Store(id, true)
 				}
 			}

@@ -234,3 +234,17 @@ func mustJSON(t testing.TB, status int, body, want string) {
 		t.Fatalf("got %d %s\nwant 200 %s", status, body, want)
 	}
 }
+
+// insertAcked posts one INSERT of id into table t and reports whether the
+// node acknowledged it (200 and one row affected). Transport errors, as when
+// the node is killed mid-request, are not acknowledgements.
+func insertAcked(client *http.Client, n *Node, id int64) bool {
+	resp, err := client.Post(n.URL("/db/execute"), "application/json",
+		strings.NewReader(fmt.Sprintf(`[["INSERT INTO t(id) VALUES(?)", %d]]`, id)))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return err == nil && resp.StatusCode == 200 && bytes.Contains(b, []byte(`"rows_affected":1`))
+}
