@@ -204,8 +204,14 @@ func (s *Service) Register(ctx context.Context) error {
 		s.saw(e)
 		switch {
 		case e.Record != nil && e.Record.ID == s.node.ID():
-			// This node claimed the key and is forming the cluster.
+			// The key names this node: it claimed it, possibly in a write
+			// whose answer was lost (a timeout after etcd or Consul had
+			// committed it). Bootstrapping again is harmless, and without
+			// it the cluster would wait for this node forever.
 			s.setPhase("bootstrapping", nil)
+			if err := s.node.BootstrapSelf(); err != nil {
+				return fmt.Errorf("bootstrap after claiming the leader key: %w", err)
+			}
 			if err := pause(20 * time.Millisecond); err != nil {
 				return err
 			}

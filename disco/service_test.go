@@ -65,15 +65,21 @@ type fakeNode struct {
 	id, addr, cluster string
 	term              uint64
 	leader            bool
+	bootstraps        int
 }
 
-func (n *fakeNode) ID() string               { return n.id }
-func (n *fakeNode) Addr() string             { return n.addr }
-func (n *fakeNode) IsLeader() bool           { return n.leader }
-func (n *fakeNode) Term() uint64             { return n.term }
-func (n *fakeNode) ClusterID() string        { return n.cluster }
-func (n *fakeNode) Leader() (string, string) { return "", "" }
-func (n *fakeNode) BootstrapSelf() error     { return nil }
+func (n *fakeNode) ID() string        { return n.id }
+func (n *fakeNode) Addr() string      { return n.addr }
+func (n *fakeNode) IsLeader() bool    { return n.leader }
+func (n *fakeNode) Term() uint64      { return n.term }
+func (n *fakeNode) ClusterID() string { return n.cluster }
+func (n *fakeNode) Leader() (string, string) {
+	if n.leader {
+		return n.id, n.addr
+	}
+	return "", ""
+}
+func (n *fakeNode) BootstrapSelf() error { n.bootstraps++; n.leader = true; return nil }
 
 func newTestService(kv KV, n Node) *Service {
 	return NewService(Config{Mode: ModeEtcdKV, Key: "k", Voter: true, Timeout: time.Second}, kv, n,
@@ -111,5 +117,19 @@ func TestDeposedLeaderDoesNotOverwrite(t *testing.T) {
 	kv.held = false
 	if err := newTestService(kv, other).report(); err != nil || kv.rec.ClusterID != "c2" {
 		t.Fatalf("stale key not taken over: %+v %v", kv.rec, err)
+	}
+}
+
+// A claim whose answer was lost (the store committed it, the client timed
+// out) leaves a key that names this node; Register must still bootstrap.
+func TestRegisterAfterLostClaimAnswer(t *testing.T) {
+	kv := &memKV{}
+	kv.put(Record{ID: "me", Addr: "a:4002"})
+	n := &fakeNode{id: "me", addr: "a:4002"}
+	if err := newTestService(kv, n).Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n.bootstraps == 0 {
+		t.Fatal("the node named by the key never bootstrapped")
 	}
 }

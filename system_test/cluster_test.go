@@ -376,8 +376,8 @@ func TestJoinListLongerThanExpect(t *testing.T) {
 		n.Args = []string{"-node-id", fmt.Sprintf("node%d", i+1), "-bootstrap-expect", "3", "-join", join}
 	}
 	c.startAll()
-	leader := c.waitOneCluster(t, 30*time.Second)
-	waitFor(t, 20*time.Second, "five members", func() bool {
+	leader := c.waitOneCluster(t, 60*time.Second)
+	waitFor(t, 30*time.Second, "five members", func() bool {
 		_, b := leader.Do("GET", "/nodes?ver=2", "", nil)
 		return strings.Count(b, `"id":`) == 5
 	})

@@ -4,6 +4,8 @@
 # Each binary is rebuilt only when its module's go.sum (or this script's
 # build settings) change. They are built without cgo, so they are static and
 # also run in images FROM scratch (the container tests use them that way).
+# -mod=readonly: a go.sum that no longer matches its go.mod fails the build
+# rather than being rewritten in the work tree.
 #
 #   tools/build.sh [DIR]     default DIR: ${RQLITED_TOOLS:-$HOME/.cache/rqlited-tools}
 set -euo pipefail
@@ -22,7 +24,7 @@ build() { # name module-dir package
 	fi
 	echo "tools: building $name from $pkg (Consul takes about 8 minutes on 2 cores)"
 	local start=$SECONDS
-	(cd "$here/$mod" && CGO_ENABLED=0 GOFLAGS=-mod=mod nice go build -o "$dir/$name.tmp" "$pkg")
+	(cd "$here/$mod" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" nice go build -o "$dir/$name.tmp" "$pkg")
 	mv "$dir/$name.tmp" "$dir/$name"
 	echo "$sum" > "$stamp"
 	echo "tools: built $name in $((SECONDS - start))s"
