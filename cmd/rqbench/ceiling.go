@@ -1,44 +1,45 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	_ "github.com/mattn/go-sqlite3"
 )
 
 // groupLog is an append-only file whose writers share fsyncs, as Raft's
-// log batches concurrent entries into one disk commit.
+// log batches concurrent entries into one disk commit: a writer appends its
+// bytes and waits for the next f.Sync() that starts after its append.
 type groupLog struct {
 	mu      sync.Mutex
 	f       *os.File
 	pending []chan error
 	kick    chan struct{}
+	done    chan struct{}
 }
 
 func newGroupLog(path string) *groupLog {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		fail(err)
 	}
-	g := &groupLog{f: f, kick: make(chan struct{}, 1)}
+	g := &groupLog{f: f, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go g.loop()
 	return g
 }
 
+// append writes b and returns once it is on disk.
 func (g *groupLog) append(b []byte) error {
 	ch := make(chan error, 1)
 	g.mu.Lock()
 	_, err := g.f.Write(b)
-	g.pending = append(g.pending, ch)
+	if err == nil {
+		g.pending = append(g.pending, ch)
+	}
 	g.mu.Unlock()
 	if err != nil {
 		return err
@@ -50,7 +51,10 @@ func (g *groupLog) append(b []byte) error {
 	return <-ch
 }
 
+// loop syncs whatever has been appended since the last sync, and wakes its
+// writers: the writers that append during a sync share the next one.
 func (g *groupLog) loop() {
+	defer close(g.done)
 	for range g.kick {
 		g.mu.Lock()
 		waiting := g.pending
@@ -66,125 +70,182 @@ func (g *groupLog) loop() {
 	}
 }
 
-// ceiling does the single-node work directly on SQLite: WAL mode,
-// synchronous=OFF, one writer connection, and every write request first
-// appended and fsync'd to a log (group commit), which is the durability
-// rqlited gives. It prints each figure with rqlited's ratio to it.
-func (b *bench) ceiling(ctx context.Context, server []result) {
-	fmt.Println("\n## ceiling: the same work through database/sql on SQLite, with an fsync'd log")
-	dir := filepath.Join(b.dir, "ceiling")
-	os.MkdirAll(dir, 0o755)
-	w, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "db.sqlite")+"?_journal=WAL&_sync=0")
-	if err != nil {
-		fail(err)
-	}
-	defer w.Close()
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "db.sqlite")+"?mode=ro")
-	if err != nil {
-		fail(err)
-	}
-	defer r.Close()
-	r.SetMaxOpenConns(16)
-	for _, t := range []string{"ins", "batch", "q"} {
-		if _, err := w.Exec(fmt.Sprintf("CREATE TABLE %s (id INTEGER PRIMARY KEY, v INTEGER, s TEXT)", t)); err != nil {
+func (g *groupLog) close() {
+	close(g.kick)
+	<-g.done
+	g.f.Close()
+}
+
+// ceilingDB does each scenario's work directly on SQLite through
+// database/sql, with the server's settings (WAL, synchronous=OFF, one writer
+// connection, a statement cache; read-only reader connections), every write
+// request first appended to a group-committed, fsync'd log as Raft does.
+type ceilingDB struct {
+	dir, dbPath, logPath string
+	removeDir            bool
+	w, r                 *sql.DB
+	log                  *groupLog
+	tables               map[string]bool
+}
+
+func openCeiling(dir string) *ceilingDB {
+	c := &ceilingDB{tables: map[string]bool{}}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "rqbench-ceiling-")
+		if err != nil {
 			fail(err)
 		}
+		dir, c.removeDir = d, true
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		fail(err)
 	}
-	tx, _ := w.Begin()
-	for i := 0; i < 10000; i++ {
-		tx.Exec("INSERT INTO q(v, s) VALUES(?, ?)", i, "fill")
+	c.dir = dir
+	c.dbPath = filepath.Join(dir, "ceiling.db")
+	c.logPath = filepath.Join(dir, "ceiling.log")
+	c.removeFiles()
+	var err error
+	if c.w, err = sql.Open("sqlite3", "file:"+c.dbPath+"?_journal=WAL&_sync=0&_busy_timeout=5000&_stmt_cache_size=128"); err != nil {
+		fail(err)
 	}
-	tx.Commit()
-	log := newGroupLog(filepath.Join(dir, "log"))
-	entry := make([]byte, 64)
+	c.w.SetMaxOpenConns(1)
+	c.w.SetMaxIdleConns(1)
+	c.w.SetConnMaxLifetime(0)
+	if err := c.w.Ping(); err != nil {
+		fail(fmt.Errorf("ceiling database %s: %w", c.dbPath, err))
+	}
+	if c.r, err = sql.Open("sqlite3", "file:"+c.dbPath+"?mode=ro&_busy_timeout=5000&_stmt_cache_size=32&_cache_size=-512"); err != nil {
+		fail(err)
+	}
+	c.r.SetMaxOpenConns(maxConc)
+	c.r.SetMaxIdleConns(maxConc)
+	c.log = newGroupLog(c.logPath)
+	return c
+}
 
-	insert := func(rng *rand.Rand) (int64, error) {
-		if err := log.append(entry); err != nil {
-			return 0, err
-		}
-		_, err := w.Exec("INSERT INTO ins(v, s) VALUES(?, ?)", rng.Int64(), "row")
-		return 1, err
-	}
-	batch := func(*rand.Rand) (int64, error) {
-		if err := log.append(make([]byte, 64*1000)); err != nil {
-			return 0, err
-		}
-		for i := 0; i < 1000; i++ {
-			if _, err := w.Exec("INSERT INTO batch(v, s) VALUES(?, ?)", i, "batch row"); err != nil {
-				return 0, err
-			}
-		}
-		return 1000, nil
-	}
-	query := func(rng *rand.Rand) (int64, error) {
-		var id, v int64
-		var s string
-		return 1, r.QueryRow("SELECT * FROM q WHERE id = ?", 1+rng.IntN(10000)).Scan(&id, &v, &s)
-	}
-	fmt.Printf("%-34s %10s %10s %9s %9s %7s %12s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors", "rqlited/ceil")
-	for _, sc := range []struct {
-		name   string
-		conc   int
-		f      func(*rand.Rand) (int64, error)
-		server string
-	}{
-		{"insert, concurrency 1", 1, insert, "insert, concurrency 1"},
-		{"insert, concurrency 16", 16, insert, "insert, concurrency 16"},
-		{"1000-row batch, concurrency 1", 1, batch, "1000-row batch, concurrency 1"},
-		{"point query, concurrency 16", 16, query, "point query weak, concurrency 16"},
-	} {
-		res := runLocal(ctx, sc.name, sc.conc, b.dur, sc.f)
-		ratio := ""
-		for _, s := range server {
-			if s.name == sc.server && res.rowRate() > 0 {
-				ratio = fmt.Sprintf("%.2f", s.rowRate()/res.rowRate())
-			}
-		}
-		fmt.Printf("%-34s %10.0f %10.0f %9s %9s %7d %12s\n", res.name, res.reqRate(), res.rowRate(),
-			res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.errs, ratio)
+func (c *ceilingDB) removeFiles() {
+	for _, p := range []string{c.dbPath, c.dbPath + "-wal", c.dbPath + "-shm", c.logPath} {
+		os.Remove(p)
 	}
 }
 
-// runLocal drives f with conc workers for d and returns the figures. A call
-// that fails because the run ended is not counted.
-func runLocal(ctx context.Context, name string, conc int, d time.Duration, f func(*rand.Rand) (int64, error)) result {
-	var reqs, rows, errs atomic.Int64
-	lat := make([][]time.Duration, conc)
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				n, err := f(rng)
-				if err != nil && ctx.Err() != nil {
-					break // cut off by the end of the run
+func (c *ceilingDB) close() {
+	c.log.close()
+	c.r.Close()
+	c.w.Close()
+	if c.removeDir {
+		os.RemoveAll(c.dir)
+	} else {
+		c.removeFiles()
+	}
+}
+
+func (c *ceilingDB) create(table string) {
+	if c.tables[table] {
+		return
+	}
+	if _, err := c.w.Exec(fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (id INTEGER PRIMARY KEY, v INTEGER, s TEXT)", table)); err != nil {
+		fail(err)
+	}
+	c.tables[table] = true
+}
+
+func (c *ceilingDB) prepare(db *sql.DB, q string) *sql.Stmt {
+	s, err := db.Prepare(q)
+	if err != nil {
+		fail(err)
+	}
+	return s
+}
+
+// insert: log the request, then one autocommit INSERT, as the server does
+// for a single-statement request.
+func (c *ceilingDB) insert(set *insertSet) func(int) work {
+	c.create(set.table)
+	stmt := c.prepare(c.w, "INSERT INTO "+set.table+"(v, s) VALUES(?, ?)")
+	return func(i int) work {
+		k := i * 61
+		return func() (int64, error) {
+			k++
+			j := k % len(set.bodies)
+			if err := c.log.append(set.bodies[j]); err != nil {
+				return 0, err
+			}
+			if _, err := stmt.Exec(set.vals[j], "row"); err != nil {
+				return 0, err
+			}
+			return 1, nil
+		}
+	}
+}
+
+// batch: log the 1000-statement request, then its statements either each
+// in autocommit mode or all in one transaction.
+func (c *ceilingDB) batch(body []byte, oneTx bool) func(int) work {
+	table := "ceiling_batch"
+	c.create(table)
+	stmt := c.prepare(c.w, "INSERT INTO "+table+"(v, s) VALUES(?, ?)")
+	return func(int) work {
+		return func() (int64, error) {
+			if err := c.log.append(body); err != nil {
+				return 0, err
+			}
+			if !oneTx {
+				for i := 0; i < batchSize; i++ {
+					if _, err := stmt.Exec(i, "batch row"); err != nil {
+						return 0, err
+					}
 				}
-				lat[i] = append(lat[i], time.Since(t0))
-				reqs.Add(1)
-				if err != nil {
-					errs.Add(1)
-				} else {
-					rows.Add(n)
+				return batchSize, nil
+			}
+			tx, err := c.w.Begin()
+			if err != nil {
+				return 0, err
+			}
+			ts := tx.Stmt(stmt)
+			for i := 0; i < batchSize; i++ {
+				if _, err := ts.Exec(i, "batch row"); err != nil {
+					tx.Rollback()
+					return 0, err
 				}
 			}
-		}()
+			return batchSize, tx.Commit()
+		}
 	}
-	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
+}
+
+// query: point queries for random ids over a table of n rows, through the
+// read-only pool.
+func (c *ceilingDB) query(n int) func(int) work {
+	table := "ceiling_q"
+	c.create(table)
+	var have int
+	if err := c.w.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&have); err != nil {
+		fail(err)
 	}
-	slices.Sort(all)
-	res := result{name: name, reqs: reqs.Load(), rows: rows.Load(), errs: errs.Load(), elapsed: time.Since(start)}
-	if len(all) > 0 {
-		res.p50, res.p99 = all[len(all)/2], all[len(all)*99/100]
+	if have < n {
+		tx, err := c.w.Begin()
+		if err != nil {
+			fail(err)
+		}
+		for i := have; i < n; i++ {
+			if _, err := tx.Exec("INSERT INTO "+table+"(v, s) VALUES(?, ?)", i, "fill"); err != nil {
+				fail(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			fail(err)
+		}
 	}
-	return res
+	stmt := c.prepare(c.r, "SELECT * FROM "+table+" WHERE id=?")
+	return func(i int) work {
+		r := rand.New(rand.NewPCG(uint64(i), 99))
+		return func() (int64, error) {
+			var id, v int64
+			var s string
+			if err := stmt.QueryRow(1+r.IntN(n)).Scan(&id, &v, &s); err != nil {
+				return 0, err
+			}
+			return 1, nil
+		}
+	}
 }

@@ -43,8 +43,11 @@ func formed(nodes []*node) bool {
 			}
 		}
 	}
-	return leader != "" && do(request{method: "POST", url: nodes[len(nodes)-1].base + "/db/execute",
-		body: []byte(`["CREATE TABLE IF NOT EXISTS formed (x)"]`)})
+	if leader == "" {
+		return false
+	}
+	_, err := post(nodes[len(nodes)-1].base+"/db/execute", `["CREATE TABLE IF NOT EXISTS formed (x)"]`)
+	return err == nil
 }
 
 // timeFormation starts the nodes that launch returns, all at once, and

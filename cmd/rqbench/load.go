@@ -6,118 +6,228 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"sync"
 	"time"
 )
 
-var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}}
+// maxConc is the highest concurrency of any scenario; the shared client
+// keeps at least this many idle connections per host so that no request
+// pays for a new connection.
+const maxConc = 16
+
+// client is shared by every worker. The load generator runs on the same
+// cores as the server, so it is kept cheap: kept-alive connections, no
+// compression, request bodies built before the run.
+//
+// There is no Client.Timeout, which costs a context with a deadline per
+// request; a stuck server is caught by ResponseHeaderTimeout instead.
+var client = &http.Client{
+	Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0, // no overall limit
+		MaxIdleConnsPerHost:   4 * maxConc,
+		IdleConnTimeout:       time.Minute,
+		ResponseHeaderTimeout: time.Minute,
+		DisableCompression:    true,
+	},
+}
 
 // result is one scenario's figures.
 type result struct {
 	name     string
-	reqs     int64
-	rows     int64
+	conc     int
+	reqs     int64 // completed requests, failed ones included
+	rows     int64 // rows written or read by the successful ones
 	errs     int64
+	firstErr string
 	elapsed  time.Duration
 	p50, p99 time.Duration
-	rssMB    float64 // peak RSS of the server during the run, when known
+	rssMB    float64 // peak RSS of the server during the scenario, when sampled
 }
 
-func (r result) reqRate() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
-func (r result) rowRate() float64 { return float64(r.rows) / r.elapsed.Seconds() }
-
-func header() {
-	fmt.Printf("%-34s %10s %10s %9s %9s %7s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors")
+func (r result) reqRate() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.reqs-r.errs) / r.elapsed.Seconds()
 }
 
-func (r result) print() {
-	fmt.Printf("%-34s %10.0f %10.0f %9s %9s %7d\n", r.name, r.reqRate(), r.rowRate(),
-		r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errs)
+func (r result) rowRate() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.rows) / r.elapsed.Seconds()
 }
 
-// request is what one worker sends: method, URL and body.
-type request struct {
-	method, url string
-	body        []byte
-	rows        int64
-}
+// work does one request (or, for the ceiling, its in-process equivalent) and
+// returns the rows it wrote or read.
+type work func() (rows int64, err error)
 
-// errRequest marks a request that failed (status, transport or a JSON error).
-var errRequest = errors.New("request failed")
-
-// run drives gen with conc HTTP workers for d and returns the figures.
-func run(ctx context.Context, name string, conc int, d time.Duration, gen func(r *rand.Rand) request) result {
-	return runLocal(ctx, name, conc, d, func(r *rand.Rand) (int64, error) {
-		q := gen(r)
-		if !do(q) {
-			return 0, errRequest
+// runLoad runs conc workers, each doing the work newWorker(i) returns, back
+// to back for d, and returns the figures. Requests in flight when d ends are
+// allowed to finish and are counted; the elapsed time runs until the last
+// of them.
+func runLoad(ctx context.Context, name string, conc int, d time.Duration, newWorker func(i int) work) result {
+	workers := make([]work, conc)
+	for i := range workers {
+		workers[i] = newWorker(i)
+	}
+	type tally struct {
+		lat              []time.Duration
+		reqs, rows, errs int64
+		firstErr         error
+		_                [64]byte // keep tallies on separate cache lines
+	}
+	tallies := make([]tally, conc)
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for i := range workers {
+		wg.Add(1)
+		go func(t *tally, w work) {
+			defer wg.Done()
+			t.lat = make([]time.Duration, 0, 1<<14)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					break
+				}
+				n, err := w()
+				t1 := time.Now()
+				t.lat = append(t.lat, t1.Sub(t0))
+				t.reqs++
+				if err != nil {
+					t.errs++
+					if t.firstErr == nil {
+						t.firstErr = err
+					}
+				} else {
+					t.rows += n
+				}
+			}
+		}(&tallies[i], workers[i])
+	}
+	wg.Wait()
+	res := result{name: name, conc: conc, elapsed: time.Since(start)}
+	var all []time.Duration
+	for _, t := range tallies {
+		res.reqs += t.reqs
+		res.rows += t.rows
+		res.errs += t.errs
+		if t.firstErr != nil && res.firstErr == "" {
+			res.firstErr = t.firstErr.Error()
 		}
-		return q.rows, nil
-	})
+		all = append(all, t.lat...)
+	}
+	slices.Sort(all)
+	if len(all) > 0 {
+		res.p50, res.p99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	return res
 }
 
-var errMarker = []byte(`"error"`)
+// httpWorker sends requests for one worker, reusing its response buffer.
+type httpWorker struct {
+	buf bytes.Buffer
+}
 
-// do sends one request; it fails on a non-200 status or any error in the body.
-func do(q request) bool {
-	var body io.Reader
-	if q.body != nil {
-		body = bytes.NewReader(q.body)
-	}
-	req, err := http.NewRequest(q.method, q.url, body)
-	if err != nil {
-		return false
-	}
-	if q.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+var (
+	jsonHeader = http.Header{"Content-Type": {"application/json"}}
+	noHeader   = http.Header{}
+	errMarker  = []byte(`"error"`)
+)
+
+// do sends one request and returns the response body, which is valid until
+// the next call. A transport error, a status other than 200 or an "error"
+// in the body is an error.
+func (w *httpWorker) do(method string, u *url.URL, body []byte) ([]byte, error) {
+	req := &http.Request{Method: method, URL: u, Host: u.Host, Header: noHeader,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	if body != nil {
+		req.Header = jsonHeader
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	b, err := io.ReadAll(resp.Body)
+	w.buf.Reset()
+	_, err = w.buf.ReadFrom(resp.Body)
 	resp.Body.Close()
-	return err == nil && resp.StatusCode == 200 && !bytes.Contains(b, errMarker)
+	if err != nil {
+		return nil, err
+	}
+	b := w.buf.Bytes()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: status %d: %s", method, u.Path, resp.StatusCode, bytes.TrimSpace(truncate(b, 200)))
+	}
+	if i := bytes.Index(b, errMarker); i >= 0 {
+		return nil, fmt.Errorf("%s %s: %s", method, u.Path, truncate(b[i:], 200))
+	}
+	return b, nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// mustURL parses a URL built by rqbench itself.
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		fail(err)
+	}
+	return u
+}
+
+// post sends one JSON request and returns the body.
+func post(rawURL, body string) ([]byte, error) {
+	var w httpWorker
+	b, err := w.do(http.MethodPost, mustURL(rawURL), []byte(body))
+	return bytes.Clone(b), err
 }
 
 // mustPost sends one request and fails the benchmark on an error.
-func mustPost(base, path, body string) {
-	if !do(request{method: "POST", url: base + path, body: []byte(body)}) {
-		fail(fmt.Errorf("POST %s%s %s failed", base, path, body))
+func mustPost(rawURL, body string) []byte {
+	b, err := post(rawURL, body)
+	if err != nil {
+		fail(fmt.Errorf("POST %s %s: %w", rawURL, truncate([]byte(body), 200), err))
 	}
+	return b
 }
 
-func insertReq(base, table string) func(*rand.Rand) request {
-	return func(r *rand.Rand) request {
-		return request{method: "POST", url: base + "/db/execute",
-			body: fmt.Appendf(nil, `[["INSERT INTO %s(v, s) VALUES(?, ?)", %d, "row"]]`, table, r.Int64()), rows: 1}
-	}
+// get sends one GET and returns the body.
+func get(rawURL string) ([]byte, error) {
+	var w httpWorker
+	b, err := w.do(http.MethodGet, mustURL(rawURL), nil)
+	return bytes.Clone(b), err
 }
 
-func batchReq(base, table string, n int) func(*rand.Rand) request {
-	var b bytes.Buffer
-	b.WriteString("[")
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString(",")
+var errNotReady = errors.New("node not ready")
+
+// waitReady polls base's /readyz until it answers 200.
+func waitReady(ctx context.Context, base string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get(base + "/readyz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
 		}
-		fmt.Fprintf(&b, `["INSERT INTO %s(v, s) VALUES(?, ?)", %d, "batch row"]`, table, i)
-	}
-	b.WriteString("]")
-	body := b.Bytes()
-	return func(*rand.Rand) request {
-		return request{method: "POST", url: base + "/db/execute", body: body, rows: int64(n)}
-	}
-}
-
-// pointQueryReq reads one row by primary key, with the key as a bound
-// parameter (POST /db/query), as client libraries send it.
-func pointQueryReq(base, table, level string, maxID int) func(*rand.Rand) request {
-	u := base + "/db/query?level=" + url.QueryEscape(level)
-	return func(r *rand.Rand) request {
-		return request{method: "POST", url: u, rows: 1,
-			body: fmt.Appendf(nil, `[["SELECT * FROM %s WHERE id=?", %d]]`, table, 1+r.IntN(maxID))}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			fail(fmt.Errorf("%s: %w", base, errNotReady))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

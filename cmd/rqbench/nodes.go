@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -22,7 +19,6 @@ type bench struct {
 	dir   string
 	dur   time.Duration
 	reps  int
-	only  string
 	mu    sync.Mutex
 	procs []*exec.Cmd
 	seq   int
@@ -122,23 +118,6 @@ func (b *bench) stopAll() {
 			c.Wait()
 		}
 	}
-}
-
-// peakRSSMB returns the process's peak resident set (VmHWM) in MB.
-func peakRSSMB(pid int) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // execCommand starts a helper server process, its output discarded.

@@ -3,74 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 )
-
-// fill inserts n rows into table through the node, in batches.
-func fill(base, table string, n int) {
-	for done := 0; done < n; done += 1000 {
-		var sb strings.Builder
-		sb.WriteString("[")
-		for i := 0; i < 1000 && done+i < n; i++ {
-			if i > 0 {
-				sb.WriteString(",")
-			}
-			fmt.Fprintf(&sb, `["INSERT INTO %s(v, s) VALUES(?, ?)", %d, "fill"]`, table, done+i)
-		}
-		sb.WriteString("]")
-		mustPost(base, "/db/execute", sb.String())
-	}
-}
-
-func createTables(base string, names ...string) {
-	for _, t := range names {
-		mustPost(base, "/db/execute", fmt.Sprintf(`["CREATE TABLE IF NOT EXISTS %s (id INTEGER PRIMARY KEY, v INTEGER, s TEXT)"]`, t))
-	}
-}
-
-// singleNode runs the single-node scenarios and returns their results.
-func (b *bench) singleNode(ctx context.Context) []result {
-	fmt.Println("\n## single node (one rqlited process)")
-	n := b.start()
-	n.waitReady(ctx)
-	defer n.stop()
-	base := n.base
-	createTables(base, "ins1", "ins16", "batch", "queued", "q")
-	fill(base, "q", 10000)
-	header()
-	var out []result
-	add := func(r result) {
-		r.print()
-		out = append(out, r)
-	}
-	if b.only != "" {
-		// Profiling aid: one scenario, run for the whole duration.
-		add(run(ctx, b.only, 16, b.dur, map[string]func(*rand.Rand) request{
-			"insert": insertReq(base, "ins16"), "query": pointQueryReq(base, "q", "weak", 10000),
-			"batch": batchReq(base, "batch", 1000)}[b.only]))
-		fmt.Printf("node %s, pid %d\n", base, n.cmd.Process.Pid)
-		return out
-	}
-	add(run(ctx, "insert, concurrency 1", 1, b.dur, insertReq(base, "ins1")))
-	add(run(ctx, "insert, concurrency 16", 16, b.dur, insertReq(base, "ins16")))
-	add(run(ctx, "1000-row batch, concurrency 1", 1, b.dur, batchReq(base, "batch", 1000)))
-	add(run(ctx, "1000-row batch, concurrency 4", 4, b.dur, batchReq(base, "batch", 1000)))
-	queued := run(ctx, "queued insert, concurrency 16", 16, b.dur, func(r *rand.Rand) request {
-		q := insertReq(base, "queued")(r)
-		q.url += "?queue"
-		return q
-	})
-	add(queued)
-	add(run(ctx, "point query weak, concurrency 16", 16, b.dur, pointQueryReq(base, "q", "weak", 10000)))
-	add(run(ctx, "point query linearizable, conc. 16", 16, b.dur, pointQueryReq(base, "q", "linearizable", 10000)))
-	// Every acknowledged queued write is applied once the queue drains.
-	mustPost(base, "/db/execute?queue&wait", `["SELECT 1"]`)
-	fmt.Printf("peak RSS of the node: %.1f MB\n", peakRSSMB(n.cmd.Process.Pid))
-	return out
-}
 
 // cluster runs the three-node scenarios.
 func (b *bench) cluster(ctx context.Context) {
@@ -82,16 +18,25 @@ func (b *bench) cluster(ctx context.Context) {
 		}
 	}()
 	leader, follower := b.roles(nodes)
-	createTables(leader.base, "cins", "cfins", "cbatch", "cq")
-	fill(leader.base, "cq", 10000)
+	for _, t := range []string{"cins", "cfins", "cbatch", "cq"} {
+		createTable(leader.base, t)
+	}
+	fillTable(leader.base, "cq", queryRows)
 	time.Sleep(500 * time.Millisecond) // let followers apply the fill
-	header()
-	run(ctx, "insert via leader, concurrency 1", 1, b.dur, insertReq(leader.base, "cins")).print()
-	run(ctx, "insert via leader, concurrency 16", 16, b.dur, insertReq(leader.base, "cins")).print()
-	run(ctx, "insert via follower, concurrency 16", 16, b.dur, insertReq(follower.base, "cfins")).print()
-	run(ctx, "1000-row batch via leader, conc. 1", 1, b.dur, batchReq(leader.base, "cbatch", 1000)).print()
-	run(ctx, "linearizable query via follower, c16", 16, b.dur, pointQueryReq(follower.base, "cq", "linearizable", 10000)).print()
-	run(ctx, "weak query via leader, conc. 16", 16, b.dur, pointQueryReq(leader.base, "cq", "weak", 10000)).print()
+	fmt.Printf("%-38s %9s %10s %9s %9s %7s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors")
+	show := func(r result) {
+		fmt.Printf("%-38s %9.0f %10.0f %9s %9s %7d\n", r.name, r.reqRate(), r.rowRate(), fmtDur(r.p50), fmtDur(r.p99), r.errs)
+		if r.firstErr != "" {
+			fmt.Printf("  first error: %s\n", r.firstErr)
+		}
+	}
+	ins, fins := newInsertSet("cins"), newInsertSet("cfins")
+	show(runLoad(ctx, "insert via leader, concurrency 1", 1, b.dur, httpInsert(mustURL(leader.base+"/db/execute"), ins)))
+	show(runLoad(ctx, "insert via leader, concurrency 16", 16, b.dur, httpInsert(mustURL(leader.base+"/db/execute"), ins)))
+	show(runLoad(ctx, "insert via follower, concurrency 16", 16, b.dur, httpInsert(mustURL(follower.base+"/db/execute"), fins)))
+	show(runLoad(ctx, "1000-row batch via leader, conc. 1", 1, b.dur, httpBatch(mustURL(leader.base+"/db/execute"), batchBody("cbatch"))))
+	show(runLoad(ctx, "linearizable query via follower, c16", 16, b.dur, httpQuery(follower.base, "cq", "linearizable", "post", queryRows)))
+	show(runLoad(ctx, "weak query via leader, conc. 16", 16, b.dur, httpQuery(leader.base, "cq", "weak", "post", queryRows)))
 }
 
 // startBootstrap starts n nodes with -bootstrap-expect n at once and waits
