@@ -13,6 +13,14 @@ import (
 type Client struct {
 	dialer  Dialer
 	timeout time.Duration
+	// creds returns the -join-as user's credentials (ok false: none).
+	creds func() (username, password string, ok bool)
+}
+
+// SetCredentials makes every call carry the credentials f returns, for
+// receivers that run with -auth. Call it before the Client is used.
+func (c *Client) SetCredentials(f func() (username, password string, ok bool)) {
+	c.creds = f
 }
 
 // NewClient returns a Client; timeout bounds each call (connect, send and
@@ -31,6 +39,11 @@ func (c *Client) call(ctx context.Context, addr string, req *request) (*response
 	}
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
+	}
+	if c.creds != nil {
+		if u, p, ok := c.creds(); ok {
+			req.Username, req.Password = u, p
+		}
 	}
 	conn, err := c.dialer.Dial(addr, timeout)
 	if err != nil {
@@ -62,6 +75,8 @@ func respError(r *response) error {
 		return fmt.Errorf("%w: %s", command.ErrClusterMismatch, r.Error)
 	case codeNotFound:
 		return fmt.Errorf("%w: %s", command.ErrNodeNotFound, r.Error)
+	case codeUnauthorized:
+		return fmt.Errorf("%w: %s", ErrUnauthorized, r.Error)
 	}
 	return errors.New(r.Error)
 }

@@ -117,7 +117,7 @@ func (j *Joiner) Join(ctx context.Context, targets []string) (string, error) {
 				return via, nil
 			}
 			lastErr = err
-			if errors.Is(err, errNotCluster) {
+			if errors.Is(err, errNotCluster) || errors.Is(err, ErrUnauthorized) {
 				return "", fmt.Errorf("join address %s: %w", t, err)
 			}
 		}
@@ -141,7 +141,7 @@ func (j *Joiner) try(ctx context.Context, target string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := j.Client.Join(cctx, addr, j.Self.ID, j.Self.Addr, j.Self.Voter, j.Self.clusterID()); err != nil {
-		if !errors.Is(err, command.ErrNotLeader) && !errors.Is(err, command.ErrClusterMismatch) && servesHTTP(ctx, j.HTTP, addr) {
+		if !errors.Is(err, command.ErrNotLeader) && !errors.Is(err, command.ErrClusterMismatch) && !errors.Is(err, ErrUnauthorized) && servesHTTP(ctx, j.HTTP, addr) {
 			return "", fmt.Errorf("%w: %s speaks HTTP: give the Raft address (-raft-adv-addr) of that node, or http://%s", errNotCluster, addr, addr)
 		}
 		return "", fmt.Errorf("join through %s: %w", target, err)

@@ -41,6 +41,10 @@ type request struct {
 	// join addresses it will form a cluster from).
 	Expect int      `json:"expect,omitempty"`
 	Set    []string `json:"set,omitempty"`
+	// Credentials of the -join-as user, checked against the receiver's
+	// -auth file.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 // response answers a request.
@@ -71,7 +75,12 @@ const (
 	codeNotLeader       = "not-leader"
 	codeClusterMismatch = "cluster-mismatch"
 	codeNotFound        = "not-found"
+	codeUnauthorized    = "unauthorized"
 )
+
+// ErrUnauthorized is returned when the receiving node's -auth file does not
+// give the -join-as user the permission a call needs.
+var ErrUnauthorized = errors.New("not authorized")
 
 // errNotCluster is returned when the peer answered with something other
 // than our framing, typically because the address is an HTTP port.

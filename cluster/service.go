@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -28,6 +29,12 @@ type Manager interface {
 	Stepdown(id string) error
 }
 
+// Authorizer decides whether the sender of a call may do what a
+// permission names (package auth's Store satisfies it).
+type Authorizer interface {
+	Allowed(username, password string, ok bool, perm string) bool
+}
+
 // NotifyState reports this node's bootstrap parameters to notifying peers:
 // its -bootstrap-expect, its bootstrap set, and whether it has already
 // bootstrapped that set.
@@ -40,6 +47,11 @@ type ServiceConfig struct {
 	Version string
 	// Timeout bounds reading a request and writing its answer.
 	Timeout time.Duration
+	// Auth, if set, checks the credentials each call carries: join and
+	// notify need "join" (a read replica's join also accepts
+	// "join-read-only" or "join-read-replica"), remove needs "remove",
+	// stepdown "leader-ops". Meta needs nothing.
+	Auth Authorizer
 }
 
 // Service answers cluster calls arriving on ln.
@@ -137,6 +149,12 @@ func (s *Service) handle(req *request) *response {
 	resp := &response{ID: s.mgr.ID(), Addr: s.mgr.Addr(), ClusterID: s.mgr.ClusterID()}
 	_, resp.Leader = s.mgr.Leader()
 	var err error
+	if !s.allowed(req) {
+		s.logger.Warn("cluster call refused: credentials lack the permission", "type", req.Type, "user", req.Username, "node", req.ID)
+		resp.Error = fmt.Sprintf("%s refused: user %q lacks the permission (check -join-as and the -auth file)", req.Type, req.Username)
+		resp.Code = codeUnauthorized
+		return resp
+	}
 	switch req.Type {
 	case typeMeta:
 		resp.APIURL, resp.Version = s.cfg.APIURL, s.cfg.Version
@@ -172,4 +190,37 @@ func (s *Service) handle(req *request) *response {
 		}
 	}
 	return resp
+}
+
+// allowed reports whether req's credentials carry the permission its type
+// needs.
+func (s *Service) allowed(req *request) bool {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	var perms []string
+	switch req.Type {
+	case typeMeta:
+		return true
+	case typeJoin:
+		perms = []string{"join"}
+		if !req.Voter {
+			perms = append(perms, "join-read-only", "join-read-replica")
+		}
+	case typeNotify:
+		perms = []string{"join"}
+	case typeRemove:
+		perms = []string{"remove"}
+	case typeStepdown:
+		perms = []string{"leader-ops"}
+	default:
+		return true // answered "unknown request type"
+	}
+	ok := req.Username != ""
+	for _, p := range perms {
+		if s.cfg.Auth.Allowed(req.Username, req.Password, ok, p) {
+			return true
+		}
+	}
+	return false
 }

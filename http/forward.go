@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -28,8 +29,11 @@ type forwarder struct {
 	urls   map[string]string // leader Raft address -> API URL
 }
 
-func newForwarder() *forwarder {
+func newForwarder(tlsConfig *tls.Config) *forwarder {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConfig != nil {
+		tr.TLSClientConfig = tlsConfig
+	}
 	tr.MaxIdleConnsPerHost = 256
 	tr.MaxConnsPerHost = 0
 	return &forwarder{client: &http.Client{Transport: tr}, urls: map[string]string{}}

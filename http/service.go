@@ -6,6 +6,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,13 @@ type Node interface {
 	Remove(id string) error
 }
 
+// Authorizer decides whether a caller may do what a permission names
+// (package auth's Store satisfies it). ok says whether the request carried
+// Basic credentials at all.
+type Authorizer interface {
+	Allowed(username, password string, ok bool, perm string) bool
+}
+
 // Store is everything the HTTP service needs from the store.
 type Store interface {
 	Database
@@ -82,6 +90,19 @@ type Config struct {
 	// ReadHeaderTimeout, IdleTimeout bound slow or idle clients.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	// ReadTimeout bounds reading a whole request, body included;
+	// WriteTimeout bounds writing a response (0: none, as backups of large
+	// databases can take long).
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// Auth, if set, checks every request's Basic credentials against the
+	// permission its path needs; failures get 401.
+	Auth Authorizer
+	// TLS, if set, makes the API serve HTTPS.
+	TLS *tls.Config
+	// ForwardTLS is the client configuration used to forward requests to a
+	// leader that serves HTTPS (nil: system roots, no client certificate).
+	ForwardTLS *tls.Config
 }
 
 // BuildInfo identifies the running binary.
@@ -101,6 +122,7 @@ func DefaultConfig() Config {
 		Queue:             queue.DefaultConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		ReadTimeout:       5 * time.Minute,
 	}
 }
 
@@ -144,7 +166,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 		cfg.AdvAddr = cfg.Addr
 	}
 	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now()}
-	s.fwd = newForwarder()
+	s.fwd = newForwarder(cfg.ForwardTLS)
 	s.routes = map[string]func(http.ResponseWriter, *http.Request, *params){
 		"/db/execute": s.handleExecute, "/db/query": s.handleQuery, "/db/request": s.handleRequest,
 		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/snapshot": s.handleSnapshot,
@@ -174,11 +196,16 @@ func (s *Service) Start() error {
 		q.Close()
 		return fmt.Errorf("listen on HTTP address %s: %w", s.cfg.Addr, err)
 	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	s.queue, s.ln = q, ln
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
@@ -215,7 +242,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-RQLITE-VERSION", s.cfg.Build.Version)
 	h.Set("Access-Control-Allow-Methods", "OPTIONS, GET, POST")
-	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	if s.cfg.Auth != nil {
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("WWW-Authenticate", `Basic realm="rqlite"`)
+	} else {
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+	}
 	if s.cfg.AllowOrigin != "" {
 		h.Set("Access-Control-Allow-Origin", s.cfg.AllowOrigin)
 	}
@@ -237,13 +270,45 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.route(w, r, p)
 }
 
+// routePerms names the permissions each path needs when -auth is on; a
+// caller needs all of them.
+var routePerms = map[string][]string{
+	"/db/execute": {"execute"}, "/db/query": {"query"}, "/db/request": {"execute", "query"},
+	"/db/load": {"load"}, "/db/backup": {"backup"}, "/snapshot": {"snapshot"},
+	"/status": {"status"}, "/nodes": {"status"}, "/leader": {"leader-ops"},
+	"/readyz": {"ready"}, "/remove": {"remove"},
+}
+
+// authorized reports whether the caller of r has every permission in
+// perms; without -auth everyone has.
+func (s *Service) authorized(r *http.Request, perms []string) bool {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	user, pass, ok := r.BasicAuth()
+	for _, perm := range perms {
+		if !s.cfg.Auth.Allowed(user, pass, ok, perm) {
+			return false
+		}
+	}
+	return true
+}
+
 // route dispatches a request by path.
 func (s *Service) route(w http.ResponseWriter, r *http.Request, p *params) {
 	if h, ok := s.routes[r.URL.Path]; ok {
+		if !s.authorized(r, routePerms[r.URL.Path]) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		h(w, r, p)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+		if !s.authorized(r, []string{"status"}) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		s.debug.ServeHTTP(w, r)
 		return
 	}

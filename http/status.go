@@ -39,7 +39,12 @@ func (s *Service) AddStatus(name string, f func() map[string]any) {
 }
 
 // APIURL returns this node's advertised HTTP API URL.
-func (s *Service) APIURL() string { return "http://" + s.cfg.AdvAddr }
+func (s *Service) APIURL() string {
+	if s.cfg.TLS != nil {
+		return "https://" + s.cfg.AdvAddr
+	}
+	return "http://" + s.cfg.AdvAddr
+}
 
 // nodeInfo is one entry of /nodes, in rqlite's field order.
 type nodeInfo struct {
@@ -226,7 +231,8 @@ func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request, p *params
 			"bind_addr": s.ln.Addr().String(),
 			"adv_addr":  s.cfg.AdvAddr,
 			"api_url":   s.APIURL(),
-			"auth":      "disabled",
+			"auth":      enabled(s.cfg.Auth != nil),
+			"tls":       enabled(s.cfg.TLS != nil),
 			"queue":     s.queue.Stats(),
 		},
 		"node": map[string]any{
@@ -257,6 +263,13 @@ func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request, p *params
 		return
 	}
 	writeJSON(w, p, http.StatusOK, b)
+}
+
+func enabled(on bool) string {
+	if on {
+		return "enabled"
+	}
+	return "disabled"
 }
 
 // lookupPath walks a dot path through nested maps; a missing key gives {}.

@@ -4,6 +4,7 @@
 package mux
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,12 @@ type Mux struct {
 	logger        *slog.Logger
 	headerTimeout time.Duration
 
+	// serverTLS and clientTLS, when set, wrap every connection in TLS
+	// before the header byte: accepted ones as a server, dialed ones as a
+	// client.
+	serverTLS *tls.Config
+	clientTLS *tls.Config
+
 	mu     sync.Mutex
 	layers map[byte]*Layer
 	closed bool
@@ -40,6 +47,16 @@ func New(ln net.Listener, logger *slog.Logger) *Mux {
 	return &Mux{ln: ln, logger: logger.With("component", "mux"), headerTimeout: 10 * time.Second, layers: map[byte]*Layer{}}
 }
 
+// NewTLS returns a Mux whose connections are all TLS: server configures
+// the accepting side, client the dialing side. A peer that does not
+// complete the handshake (no certificate, a wrong one, plain TCP) never
+// reaches Raft or the cluster service.
+func NewTLS(ln net.Listener, server, client *tls.Config, logger *slog.Logger) *Mux {
+	m := New(ln, logger)
+	m.serverTLS, m.clientTLS = server, client
+	return m
+}
+
 // Layer returns the listener for connections whose header is h; its Dial
 // opens connections to another node's Layer for the same header.
 func (m *Mux) Layer(h byte) *Layer {
@@ -48,7 +65,7 @@ func (m *Mux) Layer(h byte) *Layer {
 	if l, ok := m.layers[h]; ok {
 		return l
 	}
-	l := &Layer{header: h, addr: m.ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+	l := &Layer{header: h, addr: m.ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{}), tls: m.clientTLS}
 	m.layers[h] = l
 	return l
 }
@@ -85,13 +102,22 @@ func (m *Mux) Serve() {
 }
 
 func (m *Mux) route(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(m.headerTimeout))
+	c.SetDeadline(time.Now().Add(m.headerTimeout))
+	if m.serverTLS != nil {
+		tc := tls.Server(c, m.serverTLS)
+		if err := tc.Handshake(); err != nil {
+			m.logger.Warn("inter-node TLS handshake failed: connection refused", "remote", c.RemoteAddr().String(), "error", err)
+			c.Close()
+			return
+		}
+		c = tc
+	}
 	var h [1]byte
 	if _, err := io.ReadFull(c, h[:]); err != nil {
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	m.mu.Lock()
 	l, ok := m.layers[h[0]]
 	m.mu.Unlock()
@@ -132,6 +158,7 @@ type Layer struct {
 	conns  chan net.Conn
 	once   sync.Once
 	done   chan struct{}
+	tls    *tls.Config
 }
 
 // Accept waits for the next connection for this layer.
@@ -158,6 +185,23 @@ func (l *Layer) Dial(address string, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", address, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if l.tls != nil {
+		cfg := l.tls
+		if cfg.ServerName == "" {
+			// Verify the certificate against the host dialed.
+			host, _, _ := net.SplitHostPort(address)
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		tc := tls.Client(c, cfg)
+		tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", address, err)
+		}
+		tc.SetDeadline(time.Time{})
+		c = tc
 	}
 	if _, err := c.Write([]byte{l.header}); err != nil {
 		c.Close()

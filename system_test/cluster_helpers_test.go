@@ -3,7 +3,6 @@ package system_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ type Cluster []*Node
 // status returns a dot-path value of /status.
 // It returns nil if the node does not answer (it may be starting or dead).
 func (n *Node) status(key string) any {
-	resp, err := http.Get(n.URL("/status?key=" + key))
+	resp, err := n.get("/status?key=" + key)
 	if err != nil {
 		return nil
 	}

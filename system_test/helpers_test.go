@@ -88,6 +88,31 @@ type Node struct {
 	out      *syncBuffer
 	done     chan struct{}
 	exitErr  error
+	// For nodes with HTTPS or -auth: the client (nil: http.DefaultClient),
+	// the scheme ("" is http) and the Basic credentials every helper sends.
+	Client     *http.Client
+	Scheme     string
+	User, Pass string
+}
+
+// httpClient returns the client the helpers use for n.
+func (n *Node) httpClient() *http.Client {
+	if n.Client != nil {
+		return n.Client
+	}
+	return http.DefaultClient
+}
+
+// get sends a GET with n's credentials.
+func (n *Node) get(path string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", n.URL(path), nil)
+	if err != nil {
+		return nil, err
+	}
+	if n.User != "" {
+		req.SetBasicAuth(n.User, n.Pass)
+	}
+	return n.httpClient().Do(req)
 }
 
 // newNode prepares (but does not start) a node with fresh ports.
@@ -178,7 +203,7 @@ func (n *Node) WaitReady(timeout time.Duration) {
 			n.t.Fatalf("node exited while starting: %v\n%s", n.exitErr, n.out.String())
 		default:
 		}
-		resp, err := http.Get("http://" + n.HTTPAddr + "/readyz")
+		resp, err := n.get("/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -191,7 +216,12 @@ func (n *Node) WaitReady(timeout time.Duration) {
 }
 
 // URL returns the node's URL for path (which may carry a query string).
-func (n *Node) URL(path string) string { return "http://" + n.HTTPAddr + path }
+func (n *Node) URL(path string) string {
+	if n.Scheme != "" {
+		return n.Scheme + "://" + n.HTTPAddr + path
+	}
+	return "http://" + n.HTTPAddr + path
+}
 
 // Do sends a request and returns status and body.
 func (n *Node) Do(method, path, contentType string, body []byte) (int, string) {
@@ -203,7 +233,10 @@ func (n *Node) Do(method, path, contentType string, body []byte) (int, string) {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if n.User != "" {
+		req.SetBasicAuth(n.User, n.Pass)
+	}
+	resp, err := n.httpClient().Do(req)
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -68,6 +68,21 @@ type Config struct {
 	HTTPMaxBody     int64
 	LogLevel        string
 
+	// Security (see DOC/SECURITY.md).
+	AuthFile             string
+	HTTPCert             string
+	HTTPKey              string
+	HTTPCACert           string
+	HTTPVerifyClient     bool
+	HTTPVerifyCommonName string
+	NodeCert             string
+	NodeKey              string
+	NodeCACert           string
+	NodeNoVerify         bool
+	NodeVerifyClient     bool
+	NodeVerifyServerName string
+	NodeVerifyCommonName string
+
 	CPUProfile string
 	MemProfile string
 
@@ -139,6 +154,19 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*C
 
 	fs.StringVar(&c.HTTPAllowOrigin, "http-allow-origin", "", "Value to set for Access-Control-Allow-Origin HTTP header")
 	fs.Int64Var(&c.HTTPMaxBody, "http-max-body", 64<<20, "Largest request body accepted, in bytes (larger requests get 413)")
+	fs.StringVar(&c.AuthFile, "auth", "", "Path to authentication and authorization file. If not set, not enabled")
+	fs.StringVar(&c.HTTPCert, "http-cert", "", "Path to HTTPS X.509 certificate")
+	fs.StringVar(&c.HTTPKey, "http-key", "", "Path to HTTPS X.509 private key")
+	fs.StringVar(&c.HTTPCACert, "http-ca-cert", "", "Path to X.509 CA certificate for HTTPS: verifies client certificates, and leaders' HTTPS when forwarding")
+	fs.BoolVar(&c.HTTPVerifyClient, "http-verify-client", false, "Enable mutual TLS for HTTPS")
+	fs.StringVar(&c.HTTPVerifyCommonName, "http-verify-common-name", "", "Common name a client certificate must have (needs -http-verify-client)")
+	fs.StringVar(&c.NodeCert, "node-cert", "", "Path to X.509 certificate for inter-node communication")
+	fs.StringVar(&c.NodeKey, "node-key", "", "Path to X.509 private key for inter-node communication")
+	fs.StringVar(&c.NodeCACert, "node-ca-cert", "", "Path to X.509 CA certificate for inter-node communication")
+	fs.BoolVar(&c.NodeNoVerify, "node-no-verify", false, "Skip verification of any node-node certificate")
+	fs.BoolVar(&c.NodeVerifyClient, "node-verify-client", false, "Enable mutual TLS for node-to-node communication")
+	fs.StringVar(&c.NodeVerifyServerName, "node-verify-server-name", "", "Hostname to verify on certificates returned by other nodes")
+	fs.StringVar(&c.NodeVerifyCommonName, "node-verify-common-name", "", "Common name other nodes' certificates must have (needs -node-verify-client)")
 	fs.StringVar(&c.LogLevel, "log-level", "INFO", "Minimum level of rqlited's own log lines (ERROR, WARN, INFO, DEBUG)")
 
 	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "Path to file for CPU profiling information")
@@ -381,6 +409,61 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 	case "ERROR", "WARN", "INFO", "DEBUG":
 	default:
 		return fmt.Errorf("-log-level %q is not one of ERROR, WARN, INFO, DEBUG", c.LogLevel)
+	}
+	return c.validateSecurity()
+}
+
+// validateSecurity checks the -auth and TLS flags: pairs that go together,
+// options that need TLS on, and files that must be readable now.
+func (c *Config) validateSecurity() error {
+	if (c.HTTPCert == "") != (c.HTTPKey == "") {
+		return errors.New("-http-cert and -http-key go together: set both or neither")
+	}
+	if (c.NodeCert == "") != (c.NodeKey == "") {
+		return errors.New("-node-cert and -node-key go together: set both or neither")
+	}
+	if c.HTTPCert == "" {
+		if c.HTTPVerifyClient {
+			return errors.New("-http-verify-client needs HTTPS: set -http-cert and -http-key")
+		}
+	}
+	if c.HTTPVerifyCommonName != "" && !c.HTTPVerifyClient {
+		return errors.New("-http-verify-common-name needs -http-verify-client")
+	}
+	if c.NodeCert == "" {
+		for _, f := range []struct {
+			flag string
+			set  bool
+		}{
+			{"-node-ca-cert", c.NodeCACert != ""}, {"-node-no-verify", c.NodeNoVerify},
+			{"-node-verify-client", c.NodeVerifyClient}, {"-node-verify-server-name", c.NodeVerifyServerName != ""},
+		} {
+			if f.set {
+				return fmt.Errorf("%s needs node TLS: set -node-cert and -node-key", f.flag)
+			}
+		}
+	}
+	if c.NodeVerifyCommonName != "" && !c.NodeVerifyClient {
+		return errors.New("-node-verify-common-name needs -node-verify-client")
+	}
+	if c.NodeNoVerify && c.NodeVerifyClient {
+		return errors.New("-node-no-verify and -node-verify-client contradict each other: verification is either on or off")
+	}
+	if c.JoinAs != "" && c.AuthFile == "" {
+		return errors.New("-join-as names a user of the -auth file: set -auth too")
+	}
+	for _, f := range []struct{ flag, path string }{
+		{"-auth", c.AuthFile}, {"-http-cert", c.HTTPCert}, {"-http-key", c.HTTPKey}, {"-http-ca-cert", c.HTTPCACert},
+		{"-node-cert", c.NodeCert}, {"-node-key", c.NodeKey}, {"-node-ca-cert", c.NodeCACert},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+		fh.Close()
 	}
 	return nil
 }

@@ -127,7 +127,17 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("listen on Raft address %s (-raft-addr): %w", cfg.RaftAddr, err)
 	}
-	mx := mux.New(ln, logger)
+	sec, err := newSecurity(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var mx *mux.Mux
+	if sec.nodeServer != nil {
+		mx = mux.NewTLS(ln, sec.nodeServer, sec.nodeClient, logger)
+	} else {
+		mx = mux.New(ln, logger)
+	}
 	raftLayer, clusterLayer := mx.Layer(mux.HeaderRaft), mx.Layer(mux.HeaderCluster)
 	mx.Serve()
 	defer mx.Close()
@@ -168,14 +178,26 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	}()
 
 	apiURL := "http://" + cfg.HTTPAdvAddr
+	if sec.httpServer != nil {
+		apiURL = "https://" + cfg.HTTPAdvAddr
+	}
 	client := cluster.NewClient(clusterLayer, cfg.ClusterConnectTimeout)
-	csvc := cluster.NewService(clusterLayer, str, cluster.ServiceConfig{APIURL: apiURL, Version: version}, logger)
+	if sec.joinAs != nil {
+		client.SetCredentials(sec.joinAs)
+	}
+	csvc := cluster.NewService(clusterLayer, str, cluster.ServiceConfig{APIURL: apiURL, Version: version, Auth: sec.clusterAuth()}, logger)
+	stopHUP := sec.reloadOnHUP(logger)
+	defer stopHUP()
 
 	hc := httpd.DefaultConfig()
 	hc.Addr = cfg.HTTPAddr
 	hc.AdvAddr = cfg.HTTPAdvAddr
 	hc.MaxBodyBytes = cfg.HTTPMaxBody
 	hc.AllowOrigin = cfg.HTTPAllowOrigin
+	if sec.auth != nil {
+		hc.Auth = sec.auth
+	}
+	hc.TLS, hc.ForwardTLS = sec.httpServer, sec.httpClient
 	hc.Queue = queue.Config{
 		Capacity: cfg.WriteQueueCapacity, BatchSize: cfg.WriteQueueBatchSize,
 		Timeout: cfg.WriteQueueTimeout, Transaction: cfg.WriteQueueTx, ExecTimeout: cfg.RaftApply,
@@ -197,6 +219,9 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	}
 	self := cluster.Self{ID: cfg.NodeID, Addr: cfg.RaftAdvAddr, Voter: !cfg.RaftNonVoter, ClusterID: str.ClusterID}
 	httpClient := &http.Client{Timeout: 5 * time.Second}
+	if sec.httpClient != nil {
+		httpClient.Transport = &http.Transport{TLSClientConfig: sec.httpClient}
+	}
 	provider, discoName, err := addressProvider(cfg)
 	if err != nil {
 		return err

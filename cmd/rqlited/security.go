@@ -1,0 +1,132 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/rqlited/rqlited/auth"
+	"github.com/rqlited/rqlited/cluster"
+	"github.com/rqlited/rqlited/internal/tlsconfig"
+)
+
+// security is what the -auth and TLS flags produce: the users, and the TLS
+// configurations of the HTTP API and of the inter-node port. Certificate
+// files are re-read when they change; the auth file on SIGHUP.
+type security struct {
+	auth *auth.Store
+	// joinAs returns the -join-as user's credentials for cluster calls.
+	joinAs func() (string, string, bool)
+
+	httpServer *tls.Config // nil: plain HTTP
+	httpClient *tls.Config // forwarding to leaders and resolving https:// join URLs
+	nodeServer *tls.Config // nil: no node TLS
+	nodeClient *tls.Config
+}
+
+func newSecurity(cfg *Config, logger *slog.Logger) (*security, error) {
+	sec := &security{}
+	if cfg.AuthFile != "" {
+		st, plain, err := auth.Load(cfg.AuthFile)
+		if err != nil {
+			return nil, fmt.Errorf("-auth: %w", err)
+		}
+		sec.auth = st
+		if len(plain) > 0 {
+			logger.Warn("the auth file holds plain-text passwords; replace them with bcrypt hashes (see DOC/SECURITY.md)",
+				"file", cfg.AuthFile, "users", strings.Join(plain, ","))
+		}
+		if cfg.JoinAs != "" {
+			if _, err := st.Password(cfg.JoinAs); err != nil {
+				return nil, err
+			}
+			sec.joinAs = func() (string, string, bool) {
+				p, err := st.Password(cfg.JoinAs)
+				return cfg.JoinAs, p, err == nil
+			}
+		}
+	}
+
+	httpFiles := tlsconfig.Files{CertFile: cfg.HTTPCert, KeyFile: cfg.HTTPKey, CAFile: cfg.HTTPCACert}
+	if cfg.HTTPCert != "" || cfg.HTTPCACert != "" {
+		src, err := tlsconfig.NewSource(httpFiles)
+		if err != nil {
+			return nil, fmt.Errorf("HTTPS (-http-cert, -http-key, -http-ca-cert): %w", err)
+		}
+		if cfg.HTTPCert != "" {
+			if sec.httpServer, err = src.Server(tlsconfig.ServerOptions{
+				VerifyClient: cfg.HTTPVerifyClient, VerifyCommonName: cfg.HTTPVerifyCommonName,
+			}); err != nil {
+				return nil, fmt.Errorf("HTTPS: %w", err)
+			}
+		}
+		// Forwarding presents this node's HTTP certificate, so a leader
+		// that verifies clients accepts its peers.
+		sec.httpClient = src.Client(tlsconfig.ClientOptions{})
+	}
+
+	if cfg.NodeCert != "" {
+		src, err := tlsconfig.NewSource(tlsconfig.Files{CertFile: cfg.NodeCert, KeyFile: cfg.NodeKey, CAFile: cfg.NodeCACert})
+		if err != nil {
+			return nil, fmt.Errorf("node TLS (-node-cert, -node-key, -node-ca-cert): %w", err)
+		}
+		if sec.nodeServer, err = src.Server(tlsconfig.ServerOptions{
+			VerifyClient: cfg.NodeVerifyClient, VerifyCommonName: cfg.NodeVerifyCommonName,
+		}); err != nil {
+			return nil, fmt.Errorf("node TLS: %w", err)
+		}
+		sec.nodeClient = src.Client(tlsconfig.ClientOptions{
+			ServerName: cfg.NodeVerifyServerName, NoVerify: cfg.NodeNoVerify,
+			VerifyCommonName: cfg.NodeVerifyCommonName,
+		})
+	}
+	return sec, nil
+}
+
+// clusterAuth returns the authorizer for cluster calls, nil without -auth.
+func (s *security) clusterAuth() cluster.Authorizer {
+	if s.auth == nil {
+		return nil
+	}
+	return s.auth
+}
+
+// reloadOnHUP re-reads the auth file on every SIGHUP until the returned
+// function is called. A file that does not load leaves the users in force.
+func (s *security) reloadOnHUP(logger *slog.Logger) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ch:
+				if s.auth == nil {
+					logger.Info("SIGHUP: no -auth file to reload")
+					continue
+				}
+				plain, err := s.auth.Reload()
+				if err != nil {
+					logger.Error("SIGHUP: auth file not reloaded; the previous users stay in force", "error", err)
+					continue
+				}
+				logger.Info("SIGHUP: auth file reloaded", "plain_text_passwords", len(plain))
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+		wg.Wait()
+	}
+}
