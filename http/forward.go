@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -29,10 +28,9 @@ type forwarder struct {
 	urls   map[string]string // leader Raft address -> API URL
 }
 
-func newForwarder(tlsConfig *tls.Config) *forwarder {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if tlsConfig != nil {
-		tr.TLSClientConfig = tlsConfig
+func newForwarder(tr *http.Transport) *forwarder {
+	if tr == nil {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	tr.MaxIdleConnsPerHost = 256
 	tr.MaxConnsPerHost = 0

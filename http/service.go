@@ -100,9 +100,9 @@ type Config struct {
 	Auth Authorizer
 	// TLS, if set, makes the API serve HTTPS.
 	TLS *tls.Config
-	// ForwardTLS is the client configuration used to forward requests to a
-	// leader that serves HTTPS (nil: system roots, no client certificate).
-	ForwardTLS *tls.Config
+	// ForwardTransport, if set, carries requests forwarded to the leader
+	// (it holds the TLS client settings for leaders that serve HTTPS).
+	ForwardTransport *http.Transport
 }
 
 // BuildInfo identifies the running binary.
@@ -166,7 +166,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 		cfg.AdvAddr = cfg.Addr
 	}
 	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now()}
-	s.fwd = newForwarder(cfg.ForwardTLS)
+	s.fwd = newForwarder(cfg.ForwardTransport)
 	s.routes = map[string]func(http.ResponseWriter, *http.Request, *params){
 		"/db/execute": s.handleExecute, "/db/query": s.handleQuery, "/db/request": s.handleRequest,
 		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/snapshot": s.handleSnapshot,

@@ -34,7 +34,7 @@ type Mux struct {
 	// before the header byte: accepted ones as a server, dialed ones as a
 	// client.
 	serverTLS *tls.Config
-	clientTLS *tls.Config
+	clientTLS func(host string) *tls.Config
 
 	mu     sync.Mutex
 	layers map[byte]*Layer
@@ -48,10 +48,11 @@ func New(ln net.Listener, logger *slog.Logger) *Mux {
 }
 
 // NewTLS returns a Mux whose connections are all TLS: server configures
-// the accepting side, client the dialing side. A peer that does not
+// the accepting side, client gives the dialing side's configuration for the
+// host dialed (which it should verify the certificate against). A peer that does not
 // complete the handshake (no certificate, a wrong one, plain TCP) never
 // reaches Raft or the cluster service.
-func NewTLS(ln net.Listener, server, client *tls.Config, logger *slog.Logger) *Mux {
+func NewTLS(ln net.Listener, server *tls.Config, client func(host string) *tls.Config, logger *slog.Logger) *Mux {
 	m := New(ln, logger)
 	m.serverTLS, m.clientTLS = server, client
 	return m
@@ -158,7 +159,7 @@ type Layer struct {
 	conns  chan net.Conn
 	once   sync.Once
 	done   chan struct{}
-	tls    *tls.Config
+	tls    func(host string) *tls.Config
 }
 
 // Accept waits for the next connection for this layer.
@@ -187,14 +188,8 @@ func (l *Layer) Dial(address string, timeout time.Duration) (net.Conn, error) {
 		return nil, err
 	}
 	if l.tls != nil {
-		cfg := l.tls
-		if cfg.ServerName == "" {
-			// Verify the certificate against the host dialed.
-			host, _, _ := net.SplitHostPort(address)
-			cfg = cfg.Clone()
-			cfg.ServerName = host
-		}
-		tc := tls.Client(c, cfg)
+		host, _, _ := net.SplitHostPort(address)
+		tc := tls.Client(c, l.tls(host))
 		tc.SetDeadline(time.Now().Add(timeout))
 		if err := tc.Handshake(); err != nil {
 			c.Close()

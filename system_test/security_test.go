@@ -349,13 +349,16 @@ func TestHTTPSCertificateRotation(t *testing.T) {
 // cannot join.
 func TestNodeMutualTLS(t *testing.T) {
 	ca := certtest.NewCA(t, "ca")
-	pair := ca.Issue(t, "node", certtest.Options{CommonName: "rqlited-node"})
+	// The node certificate names no address the nodes dial, only a DNS
+	// name that -node-verify-server-name tells them to expect.
+	pair := ca.Issue(t, "node", certtest.Options{CommonName: "rqlited-node", DNSNames: []string{"nodes.rqlited.internal"}})
 	nodeTLS := []string{"-node-cert", pair.CertFile, "-node-key", pair.KeyFile, "-node-ca-cert", ca.CertFile,
-		"-node-verify-client", "-node-verify-common-name", "rqlited-node"}
-	httpsArgs := []string{"-http-cert", pair.CertFile, "-http-key", pair.KeyFile, "-http-ca-cert", ca.CertFile, "-http-verify-client"}
+		"-node-verify-client", "-node-verify-common-name", "rqlited-node", "-node-verify-server-name", "nodes.rqlited.internal"}
+	web := ca.Issue(t, "web", certtest.Options{CommonName: "web"})
+	httpsArgs := []string{"-http-cert", web.CertFile, "-http-key", web.KeyFile, "-http-ca-cert", ca.CertFile, "-http-verify-client"}
 	c := newBootstrapCluster(t, 3, append(nodeTLS, httpsArgs...)...)
 	for _, n := range c {
-		n.Scheme, n.Client = "https", tlsClient(t, ca.CertFile, pair)
+		n.Scheme, n.Client = "https", tlsClient(t, ca.CertFile, web)
 	}
 	c.startAll()
 	leader := c.waitOneCluster(t, 30*time.Second)
@@ -374,7 +377,12 @@ func TestNodeMutualTLS(t *testing.T) {
 	intruder.Start()
 	plain := newNode(t, "", "-node-id", "plain", "-join", c.raftAddrs(), "-join-attempts", "1")
 	plain.Start()
-	for _, n := range []*Node{intruder, plain} {
+	// The right CA, but without -node-verify-server-name the name check
+	// fails: the certificate is not for 127.0.0.1.
+	misnamed := newNode(t, "", "-node-id", "misnamed", "-join", c.raftAddrs(), "-join-attempts", "1",
+		"-node-cert", pair.CertFile, "-node-key", pair.KeyFile, "-node-ca-cert", ca.CertFile)
+	misnamed.Start()
+	for _, n := range []*Node{intruder, plain, misnamed} {
 		select {
 		case <-n.done:
 		case <-time.After(60 * time.Second):
@@ -388,7 +396,7 @@ func TestNodeMutualTLS(t *testing.T) {
 		t.Errorf("the foreign-certificate node's error does not mention the certificate:\n%s", intruder.out.String())
 	}
 	_, nodes := leader.Do("GET", "/nodes?nonvoters", "", nil)
-	if strings.Contains(nodes, "intruder") || strings.Contains(nodes, "plain") {
+	if strings.Contains(nodes, "intruder") || strings.Contains(nodes, "plain") || strings.Contains(nodes, "misnamed") {
 		t.Fatalf("refused nodes appear in /nodes: %s", nodes)
 	}
 	if !strings.Contains(leader.out.String(), "TLS handshake failed") {

@@ -197,7 +197,10 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	if sec.auth != nil {
 		hc.Auth = sec.auth
 	}
-	hc.TLS, hc.ForwardTLS = sec.httpServer, sec.httpClient
+	hc.TLS = sec.httpServer
+	if tr := sec.httpTransport(); tr != nil {
+		hc.ForwardTransport = tr
+	}
 	hc.Queue = queue.Config{
 		Capacity: cfg.WriteQueueCapacity, BatchSize: cfg.WriteQueueBatchSize,
 		Timeout: cfg.WriteQueueTimeout, Transaction: cfg.WriteQueueTx, ExecTimeout: cfg.RaftApply,
@@ -219,8 +222,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	}
 	self := cluster.Self{ID: cfg.NodeID, Addr: cfg.RaftAdvAddr, Voter: !cfg.RaftNonVoter, ClusterID: str.ClusterID}
 	httpClient := &http.Client{Timeout: 5 * time.Second}
-	if sec.httpClient != nil {
-		httpClient.Transport = &http.Transport{TLSClientConfig: sec.httpClient}
+	if tr := sec.httpTransport(); tr != nil {
+		httpClient.Transport = tr
 	}
 	provider, discoName, err := addressProvider(cfg)
 	if err != nil {

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rqlited/rqlited/auth"
 	"github.com/rqlited/rqlited/cluster"
@@ -23,10 +27,10 @@ type security struct {
 	// joinAs returns the -join-as user's credentials for cluster calls.
 	joinAs func() (string, string, bool)
 
-	httpServer *tls.Config // nil: plain HTTP
-	httpClient *tls.Config // forwarding to leaders and resolving https:// join URLs
-	nodeServer *tls.Config // nil: no node TLS
-	nodeClient *tls.Config
+	httpServer *tls.Config                   // nil: plain HTTP
+	httpClient func(host string) *tls.Config // forwarding to leaders, https:// join URLs
+	nodeServer *tls.Config                   // nil: no node TLS
+	nodeClient func(host string) *tls.Config
 }
 
 func newSecurity(cfg *Config, logger *slog.Logger) (*security, error) {
@@ -67,7 +71,7 @@ func newSecurity(cfg *Config, logger *slog.Logger) (*security, error) {
 		}
 		// Forwarding presents this node's HTTP certificate, so a leader
 		// that verifies clients accepts its peers.
-		sec.httpClient = src.Client(tlsconfig.ClientOptions{})
+		sec.httpClient = src.ClientFor(tlsconfig.ClientOptions{})
 	}
 
 	if cfg.NodeCert != "" {
@@ -80,7 +84,7 @@ func newSecurity(cfg *Config, logger *slog.Logger) (*security, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("node TLS: %w", err)
 		}
-		sec.nodeClient = src.Client(tlsconfig.ClientOptions{
+		sec.nodeClient = src.ClientFor(tlsconfig.ClientOptions{
 			ServerName: cfg.NodeVerifyServerName, NoVerify: cfg.NodeNoVerify,
 			VerifyCommonName: cfg.NodeVerifyCommonName,
 		})
@@ -129,4 +133,33 @@ func (s *security) reloadOnHUP(logger *slog.Logger) (stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// httpTransport returns a transport that verifies HTTPS servers with the
+// -http-ca-cert pool against the host dialed and presents this node's
+// HTTP certificate; nil when neither is configured.
+func (s *security) httpTransport() *http.Transport {
+	if s.httpClient == nil {
+		return nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(c, s.httpClient(host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	return tr
 }

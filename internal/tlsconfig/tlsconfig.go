@@ -171,7 +171,9 @@ func (s *Source) Server(o ServerOptions) (*tls.Config, error) {
 }
 
 // Client returns a client configuration that presents the certificate (if
-// any) and verifies the server against the CA file (or the system roots).
+// any) and verifies the server against the CA file (or the system roots)
+// and against o.ServerName. Use ClientFor when the name to verify is the
+// host dialed.
 func (s *Source) Client(o ClientOptions) *tls.Config {
 	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName}
 	c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -181,18 +183,28 @@ func (s *Source) Client(o ClientOptions) *tls.Config {
 		}
 		return cert, nil
 	}
-	if o.NoVerify {
-		c.InsecureSkipVerify = true
-		return c
-	}
 	// Verify by hand so that a new CA file takes effect without a restart.
 	c.InsecureSkipVerify = true
+	if o.NoVerify {
+		return c
+	}
+	name := o.ServerName
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
 		_, pool := s.current()
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("server presented no certificate")
 		}
-		opts := x509.VerifyOptions{Roots: pool, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+		want := name
+		if want == "" {
+			// The name sent in SNI (set by a library that cloned this
+			// configuration). crypto/tls sends none for an IP address, so
+			// an empty one must fail rather than skip the check.
+			want = cs.ServerName
+		}
+		if want == "" {
+			return errors.New("no server name to verify the certificate against: set one (the host is an IP address)")
+		}
+		opts := x509.VerifyOptions{Roots: pool, DNSName: want, Intermediates: x509.NewCertPool()}
 		for _, ic := range cs.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(ic)
 		}
@@ -205,6 +217,19 @@ func (s *Source) Client(o ClientOptions) *tls.Config {
 		return nil
 	}
 	return c
+}
+
+// ClientFor returns a function giving the client configuration for a
+// connection to host: the certificate is verified against o.ServerName if
+// set, else against host.
+func (s *Source) ClientFor(o ClientOptions) func(host string) *tls.Config {
+	return func(host string) *tls.Config {
+		oo := o
+		if oo.ServerName == "" {
+			oo.ServerName = host
+		}
+		return s.Client(oo)
+	}
 }
 
 func commonName(want, side string) func([][]byte, [][]*x509.Certificate) error {

@@ -98,6 +98,16 @@ func TestMutualTLSAndRotation(t *testing.T) {
 	if _, err := dial(addr, wrongName); err == nil || !strings.Contains(err.Error(), "db.example.com") {
 		t.Fatalf("server certificate for the wrong name: err %v", err)
 	}
+	// An IP address is checked too (crypto/tls sends no SNI for it).
+	if _, err := dial(addr, csrc.ClientFor(ClientOptions{})("127.0.0.1")); err != nil {
+		t.Fatalf("certificate for 127.0.0.1: %v", err)
+	}
+	if _, err := dial(addr, csrc.ClientFor(ClientOptions{})("127.0.0.2")); err == nil {
+		t.Fatal("a certificate without 127.0.0.2 was accepted for 127.0.0.2")
+	}
+	if _, err := dial(addr, csrc.Client(ClientOptions{})); err == nil {
+		t.Fatal("a client without a server name skipped the name check")
+	}
 
 	// Rotate the server certificate in place: new handshakes get it.
 	rotated := ca.Issue(t, "server-new", certtest.Options{CommonName: "server-2"})
