@@ -403,3 +403,31 @@ func TestNodeMutualTLS(t *testing.T) {
 		t.Errorf("the leader did not log the refused handshakes")
 	}
 }
+
+// TestAuthBootstrapExpect: notify calls carry the -join-as credentials;
+// without them an -auth cluster does not form, and says why.
+func TestAuthBootstrapExpect(t *testing.T) {
+	file := writeAuthFile(t, "", []authUser{
+		{Username: "admin", Password: "a", Perms: []string{"all"}},
+		{Username: "joiner", Password: "j", Perms: []string{"join"}},
+	})
+	c := newBootstrapCluster(t, 3, "-auth", file, "-join-as", "joiner")
+	for _, n := range c {
+		n.User, n.Pass = "admin", "a"
+	}
+	c.startAll()
+	c.waitOneCluster(t, 30*time.Second)
+
+	anon := newBootstrapCluster(t, 3, "-auth", file, "-bootstrap-expect-timeout", "3s")
+	anon.startAll()
+	for _, n := range anon {
+		select {
+		case <-n.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a node notifying without credentials did not give up")
+		}
+		if !strings.Contains(n.out.String(), "not authorized") {
+			t.Errorf("node %s does not say the notify was not authorized:\n%s", n.nodeID(), n.out.String())
+		}
+	}
+}
