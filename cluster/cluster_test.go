@@ -147,3 +147,45 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// permsAuth allows user "u" (password "p") the permissions listed.
+type permsAuth map[string]bool
+
+func (a permsAuth) Allowed(user, pass string, ok bool, perm string) bool {
+	return ok && user == "u" && pass == "p" && a[perm]
+}
+
+func TestCallsNeedPermissions(t *testing.T) {
+	n := startService(t, "L")
+	n.mgr.leader = n.mgr.addr
+	n.svc.cfg.Auth = permsAuth{"join-read-only": true, "leader-ops": true}
+	ctx := context.Background()
+	// No credentials: join refused with ErrUnauthorized; meta is open.
+	if err := n.cl.Join(ctx, n.mgr.addr, "n2", "h2:4002", true, ""); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("anonymous join: %v", err)
+	}
+	if _, _, err := n.cl.NodeMeta(ctx, n.mgr.addr); err != nil {
+		t.Fatalf("meta without credentials: %v", err)
+	}
+	n.cl.SetCredentials(func() (string, string, bool) { return "u", "p", true })
+	// join-read-only admits a read replica but not a voter.
+	if err := n.cl.Join(ctx, n.mgr.addr, "n2", "h2:4002", true, ""); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("voter join with join-read-only: %v", err)
+	}
+	if err := n.cl.Join(ctx, n.mgr.addr, "r1", "r1:4002", false, ""); err != nil {
+		t.Fatalf("read-replica join with join-read-only: %v", err)
+	}
+	if err := n.cl.Remove(ctx, n.mgr.addr, "r1"); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("remove without the remove permission: %v", err)
+	}
+	if err := n.cl.Stepdown(ctx, n.mgr.addr, ""); err != nil {
+		t.Fatalf("stepdown with leader-ops: %v", err)
+	}
+	if _, err := n.cl.notify(ctx, n.mgr.addr, &request{ID: "x", Addr: "y", Expect: 3}); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("notify without join: %v", err)
+	}
+	n.cl.SetCredentials(func() (string, string, bool) { return "u", "wrong", true })
+	if err := n.cl.Join(ctx, n.mgr.addr, "r2", "r2:4002", false, ""); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("join with a wrong password: %v", err)
+	}
+}

@@ -213,7 +213,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	}
 	hs.SetCluster(client)
 	hs.AddStatus("cluster", func() map[string]any {
-		return map[string]any{"cluster_id": str.ClusterID(), "join": cfg.JoinAddrs, "non_voter": cfg.RaftNonVoter}
+		return map[string]any{"cluster_id": str.ClusterID(), "join": cfg.JoinAddrs, "non_voter": cfg.RaftNonVoter,
+			"node_tls": sec.nodeServer != nil, "join_as": cfg.JoinAs}
 	})
 
 	hasState, err := str.HasState()
