@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -48,12 +50,67 @@ type TLSConfig struct {
 	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
 }
 
-// Validate reports the first problem with c.
+// Validate reports the first problem with c: a malformed address or
+// scheme, or TLS settings over plain HTTP. It reads no files (see
+// checkFiles).
 func (c Config) Validate() error {
 	if strings.Contains(c.Address, "://") || strings.HasPrefix(c.Address, "http") {
 		return fmt.Errorf("consul address %q must be host:port: put the scheme in \"scheme\" (e.g. {\"address\":\"consul:8500\",\"scheme\":\"https\"})", c.Address)
 	}
+	switch c.Scheme {
+	case "", "http", "https":
+	default:
+		return fmt.Errorf("consul -disco-config \"scheme\" %q must be \"http\" or \"https\"", c.Scheme)
+	}
+	if c.Scheme == "http" && c.TLSConfig != nil {
+		// consul/api would silently ignore tls_config and send the token in clear.
+		return errors.New("consul -disco-config has \"tls_config\" but \"scheme\" is \"http\": set \"scheme\":\"https\" (or leave scheme out)")
+	}
+	if t := c.TLSConfig; t != nil && (t.CertFile != "" || t.CertPEM != "") != (t.KeyFile != "" || t.KeyPEM != "") {
+		return errors.New("consul -disco-config tls_config: a client certificate and its key go together: set cert_file (or cert_pem) and key_file (or key_pem), or neither")
+	}
 	return nil
+}
+
+// checkFiles reports a token or certificate file that cannot be read,
+// naming its -disco-config key, or an empty token file (consul/api would
+// silently send no token).
+func (c Config) checkFiles() error {
+	if c.TokenFile != "" {
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return fmt.Errorf("consul -disco-config token_file: cannot read %s: %w", c.TokenFile, unwrapPath(err))
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			return fmt.Errorf("consul -disco-config token_file: %s is empty", c.TokenFile)
+		}
+	}
+	if t := c.TLSConfig; t != nil {
+		for _, f := range []struct{ key, path string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.ReadFile(f.path); err != nil {
+				return fmt.Errorf("consul -disco-config tls_config.%s: cannot read %s: %w", f.key, f.path, unwrapPath(err))
+			}
+		}
+		if t.CAPath != "" {
+			if _, err := os.ReadDir(t.CAPath); err != nil {
+				return fmt.Errorf("consul -disco-config tls_config.ca_path: cannot read %s: %w", t.CAPath, unwrapPath(err))
+			}
+		}
+	}
+	return nil
+}
+
+// unwrapPath drops the path from an *os.PathError, which the messages name
+// already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // APIConfig returns the consul/api configuration; unset fields keep the
@@ -76,6 +133,9 @@ func (c Config) APIConfig() *api.Config {
 		ac.HttpAuth = &api.HttpBasicAuth{Username: c.BasicAuth.Username, Password: c.BasicAuth.Password}
 	}
 	if t := c.TLSConfig; t != nil {
+		if c.Scheme == "" {
+			ac.Scheme = "https" // TLS settings mean TLS
+		}
 		ac.TLSConfig = api.TLSConfig{Address: t.Address, CAFile: t.CAFile, CAPath: t.CAPath, CAPem: []byte(t.CAPem),
 			CertFile: t.CertFile, CertPEM: []byte(t.CertPEM), KeyFile: t.KeyFile, KeyPEM: []byte(t.KeyPEM),
 			InsecureSkipVerify: t.InsecureSkipVerify}
@@ -105,9 +165,18 @@ func New(cfg Config, key string) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c, err := api.NewClient(cfg.APIConfig())
+	if err := cfg.checkFiles(); err != nil {
+		return nil, err
+	}
+	ac := cfg.APIConfig()
+	c, err := api.NewClient(ac)
 	if err != nil {
-		return nil, fmt.Errorf("consul: %w", err)
+		return nil, fmt.Errorf("consul -disco-config: %w", err)
+	}
+	// api.NewClient has put the token (from token_file, token or the
+	// CONSUL_HTTP_TOKEN* variables) into ac.Token.
+	if err := checkToken(c, ac.Token); err != nil {
+		return nil, err
 	}
 	cl := &Client{c: c, key: strings.Trim(key, "/") + "/leader", stop: make(chan struct{})}
 	cl.wg.Add(1)
@@ -116,6 +185,24 @@ func New(cfg Config, key string) (*Client, error) {
 		cl.renew()
 	}()
 	return cl, nil
+}
+
+// checkToken asks Consul about the client's ACL token, so that a token
+// Consul does not know stops the node at once with a clear message instead
+// of a boot timeout. Consul being unreachable, or ACLs being off, is not an
+// error here.
+func checkToken(c *api.Client, token string) error {
+	if token == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _, err := c.ACL().TokenReadSelf((&api.QueryOptions{}).WithContext(ctx))
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == 403 && strings.Contains(se.Body, "ACL not found") {
+		return fmt.Errorf("consul refused the ACL token (-disco-config \"token\" or \"token_file\"): %s", se.Body)
+	}
+	return nil
 }
 
 // Key returns the leader key.
