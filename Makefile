@@ -21,10 +21,10 @@ export RQLITED_TOOLS
 FUZZTIME  ?= 60s
 FUZZSHORT ?= 20000x
 # package:target pairs run by `make fuzz` (and briefly by `make test`)
-FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./cluster:FuzzReadFrame
+FUZZ_TARGETS := ./command:FuzzDecode ./http:FuzzParseStatements ./http:FuzzAppendString ./http:FuzzParseParams ./cluster:FuzzReadFrame ./disco:FuzzLoadConfig ./disco:FuzzDecodeDNSConfig ./disco/consul:FuzzConsulConfig ./disco/etcd:FuzzEtcdConfig
 
 .PHONY: docker docker-test docker-fixtures static
-.PHONY: all build run test unit-test system-test vet fmt-check bench fuzz fuzz-short fuzz-run tools clean
+.PHONY: all build run test unit-test system-test vet fmt-check bench fuzz fuzz-short fuzz-run tools clean netns-tools soak chaos
 
 all: build
 
@@ -46,8 +46,19 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-unit-test:
+unit-test: netns-tools
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /system_test)
+
+# The fault-injection tests make network namespaces (root, iproute2,
+# iptables). As root, missing tools are installed and the tests are
+# required to run; otherwise they skip.
+ifeq ($(shell id -u),0)
+export RQLITED_REQUIRE_NETNS := 1
+endif
+netns-tools:
+	@if [ "$$(id -u)" = 0 ] && ! { command -v ip && command -v iptables; } >/dev/null 2>&1; then \
+		echo "installing iproute2 and iptables for the fault-injection tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables >/dev/null; fi
 
 ## static: a fully static bin/rqlited-static (cgo SQLite linked in), for images FROM scratch
 static:
@@ -75,12 +86,26 @@ tools:
 
 # System tests run a race-enabled build of the real binary.
 # Container tests run whenever a Docker engine answers.
-system-test: tools
+system-test: tools netns-tools
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docker docker-fixtures; img=rqlited:dev; \
 	else echo "no Docker engine answers: the container tests are skipped"; img=; fi; \
 	echo "RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/..."; \
 	RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/...
+
+## chaos: the fault matrix once, results in bin/chaos-report.json (make chaos CHAOS_SEED=N to replay)
+CHAOS_SEED ?= 0
+chaos: netns-tools
+	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
+	RQLITED_CHAOS_REPORT=$(CURDIR)/bin/chaos-report.json RQLITED_PATH=$(CURDIR)/bin/rqlited-race \
+		$(GO) test -race -count=1 -timeout 30m -run 'TestChaos$$' -v ./system_test/ -chaos.seed=$(CHAOS_SEED)
+
+## soak: random faults under load for DURATION (make soak DURATION=1h), then a summary
+DURATION ?= 10m
+soak: netns-tools
+	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
+	RQLITED_SOAK_DURATION=$(DURATION) RQLITED_CHAOS_REPORT=$(CURDIR)/bin/soak-report.json RQLITED_PATH=$(CURDIR)/bin/rqlited-race \
+		$(GO) test -race -count=1 -timeout 0 -run 'TestChaosSoak$$' -v ./system_test/ -chaos.seed=$(CHAOS_SEED)
 
 ## docker-test: only the multi-container tests
 docker-test: docker docker-fixtures

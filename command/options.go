@@ -22,6 +22,11 @@ var (
 	ErrNothingNew = errors.New("nothing new to snapshot")
 	// ErrTimeout is returned when an operation did not finish in time.
 	ErrTimeout = errors.New("timeout")
+	// ErrLeadershipLost is returned when the leader lost leadership after
+	// appending a write to its log but before the write committed: the new
+	// leader may still commit it, so the outcome is unknown. Such a write
+	// must not be retried or forwarded automatically (it could apply twice).
+	ErrLeadershipLost = errors.New("leadership lost while the write was in flight: it may or may not have been applied")
 	// ErrNotSQLite is returned for a load whose data is not a SQLite file.
 	ErrNotSQLite = errors.New("invalid SQLite data")
 	// ErrNodeNotFound is returned when removing a node that is not a member.

@@ -30,7 +30,8 @@ func (s *Service) writeStoreError(w http.ResponseWriter, r *http.Request, p *par
 		writeJSON(w, p, http.StatusOK, appendResponse(nil, &response{err: command.ErrStaleRead.Error()}, resultFormat{}))
 	case errors.Is(err, command.ErrNotSQLite):
 		http.Error(w, command.ErrNotSQLite.Error(), http.StatusBadRequest)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, command.ErrTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, command.ErrTimeout),
+		errors.Is(err, command.ErrLeadershipLost):
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	default:
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -124,6 +126,13 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, p *params) {
 		}
 		req.Header.Set(forwardedHeader, s.store.ID())
 		if resp, err = s.fwd.client.Do(req); err == nil {
+			break
+		}
+		// Retry only a request that never left: one that reached the
+		// leader may have been applied, and a second copy would apply
+		// twice.
+		var opErr *net.OpError
+		if !errors.As(err, &opErr) || opErr.Op != "dial" {
 			break
 		}
 	}

@@ -90,7 +90,8 @@ type Config struct {
 	// ReadHeaderTimeout, IdleTimeout bound slow or idle clients.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
-	// ReadTimeout bounds reading a whole request, body included;
+	// ReadTimeout bounds reading a whole request, body included (bodies
+	// also have a minimum rate, see readBody);
 	// WriteTimeout bounds writing a response (0: none, as backups of large
 	// databases can take long).
 	ReadTimeout  time.Duration
@@ -262,13 +263,46 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+		// Refuse before reading a body that could never be served: an
+		// unknown path, a caller without the permission, a declared
+		// length over the limit.
+		// The body is left unread, so the connection is closed after the
+		// answer (net/http would otherwise wait to drain it).
+		perms, known := routePerms[r.URL.Path]
+		if !known {
+			h.Set("Connection", "close")
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		if !s.authorized(r, perms) {
+			h.Set("Connection", "close")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			h.Set("Connection", "close")
+			http.Error(w, fmt.Sprintf("request body too large: the limit is %d bytes", s.cfg.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
 		var ok bool
 		if p.body, ok = s.readBody(w, r); !ok {
 			return
 		}
 	}
+	// The request is read: lift the read deadline, so that the server's
+	// check for a vanished client does not time out (and cancel the
+	// request) under a handler that runs long, such as a large backup.
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	s.route(w, r, p)
 }
+
+// Minimum body rate: a body must arrive within bodyGrace plus its declared
+// length at bodyMinRate, so a client trickling a few bytes cannot hold a
+// connection for the whole ReadTimeout.
+const (
+	bodyGrace   = 10 * time.Second
+	bodyMinRate = 64 << 10 // bytes per second
+)
 
 // routePerms names the permissions each path needs when -auth is on; a
 // caller needs all of them.
@@ -329,6 +363,12 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 // readBody reads the request body up to the configured limit, answering
 // 413 (and returning false) for larger bodies.
 func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength >= 0 {
+		d := bodyGrace + time.Duration(r.ContentLength/bodyMinRate)*time.Second
+		if s.cfg.ReadTimeout <= 0 || d < s.cfg.ReadTimeout {
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError

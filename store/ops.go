@@ -40,9 +40,12 @@ func (s *Store) propose(ctx context.Context, c *command.Command) (*fsmResponse, 
 	f := r.Apply(b, timeout)
 	if err := f.Error(); err != nil {
 		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-			errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			// Refused before the entry reached the log: safe to forward.
 			return nil, 0, ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipLost):
+			// In the log, not committed: another leader may commit it.
+			return nil, 0, command.ErrLeadershipLost
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, 0, fmt.Errorf("%w: write not committed within %v", ErrTimeout, timeout)
 		case errors.Is(err, raft.ErrRaftShutdown):

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rqlited/rqlited/internal/chaos"
 )
 
 // rqlitedPath is the binary under test: $RQLITED_PATH, or one built by TestMain.
@@ -93,6 +95,8 @@ type Node struct {
 	Client     *http.Client
 	Scheme     string
 	User, Pass string
+	// Host, if set, is the network namespace the process runs in.
+	Host *chaos.Host
 }
 
 // httpClient returns the client the helpers use for n.
@@ -140,7 +144,11 @@ func (n *Node) Start() {
 		"-raft-heartbeat-timeout", "200ms", "-raft-election-timeout", "200ms", "-raft-leader-lease-timeout", "100ms"}, n.Args...)
 	args = append(args, n.Dir)
 	n.out = &syncBuffer{}
-	n.cmd = exec.Command(rqlitedPath, args...)
+	if n.Host != nil {
+		n.cmd = n.Host.Command(rqlitedPath, args...)
+	} else {
+		n.cmd = exec.Command(rqlitedPath, args...)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
