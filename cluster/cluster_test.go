@@ -184,6 +184,17 @@ func TestCallsNeedPermissions(t *testing.T) {
 	if _, err := n.cl.notify(ctx, n.mgr.addr, &request{ID: "x", Addr: "y", Expect: 3}); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("notify without join: %v", err)
 	}
+	n.svc.cfg.Auth = permsAuth{"join-read-replica": true}
+	if err := n.cl.Join(ctx, n.mgr.addr, "r3", "r3:4002", false, ""); err != nil {
+		t.Fatalf("read-replica join with join-read-replica: %v", err)
+	}
+	n.svc.cfg.Auth = permsAuth{"remove": true, "join": true}
+	if err := n.cl.Remove(ctx, n.mgr.addr, "r3"); err != nil {
+		t.Fatalf("remove with the remove permission: %v", err)
+	}
+	if err := n.cl.Join(ctx, n.mgr.addr, "n5", "h5:4002", true, ""); err != nil {
+		t.Fatalf("voter join with join: %v", err)
+	}
 	n.cl.SetCredentials(func() (string, string, bool) { return "u", "wrong", true })
 	if err := n.cl.Join(ctx, n.mgr.addr, "r2", "r2:4002", false, ""); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("join with a wrong password: %v", err)

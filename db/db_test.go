@@ -288,3 +288,29 @@ func TestGroupedMatchesAutocommit(t *testing.T) {
 		t.Fatal("groupable misjudges multi-statement strings")
 	}
 }
+
+// TestEnvironmentErrorStopsApply: SQLite failing outside the statement
+// (here a full database, made with max_page_count, which replication
+// refuses from clients) is not a statement error but ErrEnvironment, so the
+// FSM can stop the node instead of diverging; an ordinary statement error
+// is not.
+func TestEnvironmentErrorStopsApply(t *testing.T) {
+	d := mustOpen(t)
+	mustApply(t, d, ModeExecute, stmts("CREATE TABLE big(b BLOB)"))
+	if _, err := d.Apply(Env{}, ModeExecute, stmts("INSERT INTO nosuch VALUES(1)")); err != nil {
+		t.Fatalf("a statement error came back as %v", err)
+	}
+	d.Apply(Env{}, ModeExecute, stmts("PRAGMA max_page_count = 8"))
+	_, err := d.Apply(Env{}, ModeExecute, stmts("INSERT INTO big VALUES(zeroblob(1000000))"))
+	if !errors.Is(err, ErrEnvironment) {
+		t.Fatalf("a full database gave %v, want ErrEnvironment", err)
+	}
+	// Also inside a multi-statement request (run in one transaction).
+	_, err = d.Apply(Env{}, ModeExecute, stmts("INSERT INTO big VALUES(1)", "INSERT INTO big VALUES(zeroblob(1000000))"))
+	if !errors.Is(err, ErrEnvironment) {
+		t.Fatalf("a full database in a grouped request gave %v, want ErrEnvironment", err)
+	}
+	if err := CheckPragmas(stmts("PRAGMA max_page_count = 8")); !errors.Is(err, ErrDisallowedPragma) {
+		t.Fatalf("max_page_count from a client: %v", err)
+	}
+}

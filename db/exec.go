@@ -56,7 +56,14 @@ func (d *DB) Apply(env Env, mode Mode, req *command.Request) ([]command.Result, 
 	d.rand.seed(env.Seed)
 	defer d.rand.unseed()
 
-	results := runRequest(context.Background(), d.writer, mode, req)
+	ctx, failed := withEnvSlot(context.Background())
+	results := runRequest(ctx, d.writer, mode, req)
+	if failed.err != nil {
+		if !d.writer.AutoCommit() {
+			d.execRaw("ROLLBACK") //nolint:errcheck // the environment error is what matters
+		}
+		return nil, errors.Join(ErrEnvironment, failed.err)
+	}
 	if !d.writer.AutoCommit() {
 		if err := d.execRaw("ROLLBACK"); err != nil {
 			return nil, err
@@ -155,7 +162,7 @@ func runEach(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command
 	results := make([]command.Result, 0, len(req.Statements))
 	if req.Transaction {
 		if _, err := c.Exec("BEGIN", nil); err != nil {
-			return append(results, command.Result{Error: err.Error()})
+			return append(results, command.Result{Error: errText(ctx, err)})
 		}
 	}
 	for i := range req.Statements {
@@ -171,7 +178,7 @@ func runEach(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command
 	if req.Transaction && !c.AutoCommit() {
 		if _, err := c.Exec("COMMIT", nil); err != nil {
 			c.Exec("ROLLBACK", nil) //nolint:errcheck
-			results = append(results[:0], command.Result{Error: err.Error()})
+			results = append(results[:0], command.Result{Error: errText(ctx, err)})
 		}
 	}
 	return results
@@ -187,7 +194,7 @@ func runStatement(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, st *com
 	case ModeRequest:
 		ro, err := isReadOnly(c, st.SQL)
 		if err != nil {
-			return command.Result{Error: err.Error(), Time: since(start)}
+			return command.Result{Error: errText(ctx, err), Time: since(start)}
 		}
 		rows = ro || hasReturning(st.SQL)
 	}
@@ -197,7 +204,7 @@ func runStatement(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, st *com
 	} else {
 		res, err := c.ExecContext(ctx, st.SQL, args)
 		if err != nil {
-			r.Error = err.Error()
+			r.Error = errText(ctx, err)
 		} else if mayChangeRows(st.SQL) {
 			// SQLite's counters keep the values of the last INSERT, UPDATE
 			// or DELETE; after DDL or a SELECT they would be stale.
@@ -288,7 +295,7 @@ func queryRows(ctx context.Context, c *sqlite3.SQLiteConn, q string, args []driv
 	r := command.Result{IsQuery: true}
 	rs, err := c.QueryContext(ctx, q, args)
 	if err != nil {
-		return command.Result{Error: err.Error()}
+		return command.Result{Error: errText(ctx, err)}
 	}
 	defer rs.Close()
 	r.Columns = rs.Columns()
@@ -302,7 +309,7 @@ func queryRows(ctx context.Context, c *sqlite3.SQLiteConn, q string, args []driv
 		dest := make([]driver.Value, len(r.Columns))
 		if err := rs.Next(dest); err != nil {
 			if !errors.Is(err, io.EOF) {
-				return command.Result{Error: err.Error()}
+				return command.Result{Error: errText(ctx, err)}
 			}
 			break
 		}

@@ -8,9 +8,10 @@ import (
 )
 
 // breakingPragma matches PRAGMAs that would let a client change how the
-// database is journaled, synced or checkpointed underneath replication.
+// database is journaled, synced or checkpointed underneath replication, or
+// cap its size (a full database looks like a full disk, which stops a node).
 var breakingPragma = regexp.MustCompile(`(?is)\bpragma\s+(?:["'\x60\[]?\w+["'\x60\]]?\s*\.\s*)?["'\x60\[]?(?:` +
-	`(?:journal_mode|wal_autocheckpoint|synchronous|query_only|locking_mode)["'\x60\]]?\s*[=(]` +
+	`(?:journal_mode|wal_autocheckpoint|synchronous|query_only|locking_mode|max_page_count)["'\x60\]]?\s*[=(]` +
 	`|wal_checkpoint)`)
 
 // CheckPragmas returns ErrDisallowedPragma if any statement of req contains

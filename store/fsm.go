@@ -32,6 +32,8 @@ type fsm struct {
 	// idPath is the file the cluster ID is kept in, so a restarting node
 	// knows its cluster before the log is replayed.
 	idPath string
+	// fatal stops the process (Config.Fatal).
+	fatal func(error)
 
 	mu        sync.Mutex
 	clusterID string
@@ -86,15 +88,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return &fsmResponse{err: fmt.Errorf("apply log entry %d: %w", l.Index, err)}
 	}
 	env := db.Env{Time: c.Time, Seed: c.Seed}
+	mode := db.ModeExecute
 	switch c.Type {
-	case command.TypeExecute:
-		res, err := f.db.Apply(env, db.ModeExecute, &c.Request)
-		return &fsmResponse{results: res, err: err}
-	case command.TypeQuery:
-		res, err := f.db.Apply(env, db.ModeQuery, &c.Request)
-		return &fsmResponse{results: res, err: err}
-	case command.TypeRequest:
-		res, err := f.db.Apply(env, db.ModeRequest, &c.Request)
+	case command.TypeExecute, command.TypeQuery, command.TypeRequest:
+		if c.Type == command.TypeQuery {
+			mode = db.ModeQuery
+		} else if c.Type == command.TypeRequest {
+			mode = db.ModeRequest
+		}
+		res, err := f.db.Apply(env, mode, &c.Request)
+		if errors.Is(err, db.ErrEnvironment) {
+			f.stop(fmt.Errorf("log entry %d: %w", l.Index, err))
+		}
 		return &fsmResponse{results: res, err: err}
 	case command.TypeLoad:
 		return &fsmResponse{err: f.load(c.Data)}
@@ -105,6 +110,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 	default:
 		return &fsmResponse{err: fmt.Errorf("apply log entry %d: unknown command type %d", l.Index, c.Type)}
 	}
+}
+
+// stop ends the process: carrying on after an entry that did not apply
+// here as it did elsewhere would leave this replica with different data
+// forever. A restart rebuilds the database from the snapshot and the log.
+func (f *fsm) stop(err error) {
+	err = fmt.Errorf("this node cannot apply committed writes and stops so that its data never diverges from the other nodes "+
+		"(free disk space or fix the data directory, then restart it: it rebuilds its database from its snapshot and log): %w", err)
+	if f.fatal == nil {
+		panic(err)
+	}
+	f.fatal(err)
 }
 
 // StoreConfiguration implements raft.ConfigurationStore, so configuration

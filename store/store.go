@@ -142,6 +142,11 @@ type Config struct {
 	LogOutput io.Writer
 	// Logger receives this package's structured logs.
 	Logger *slog.Logger
+	// Fatal is called when the node must stop at once because it cannot
+	// apply a committed entry the way the other replicas do (disk full,
+	// I/O error, damaged database file). It must not return; nil panics.
+	// On restart the database is rebuilt from the snapshot and the log.
+	Fatal func(error)
 }
 
 // DefaultConfig returns rqlite's defaults.
@@ -306,12 +311,19 @@ func (s *Store) Open() (retErr error) {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftLayer{Layer: s.cfg.Layer, adv: advertisedAddr(s.cfg.Addr)},
 		MaxPool: 5,
-		Timeout: 10 * time.Second,
-		Logger:  hl,
+		// No pipelined replication: in hashicorp/raft 1.7 a follower that
+		// refuses one pipelined append (its disk is full, say) leaves the
+		// leader's pipeline deadlocked, and the follower, still getting
+		// heartbeats, never receives another entry (hashicorp/raft#612;
+		// found by the disk-full scenario of the fault matrix).
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          hl,
 	})
 	closers = append(closers, trans.Close)
 
 	f := newFSM(d, tmp, logStore, filepath.Join(s.cfg.Dir, clusterIDName))
+	f.fatal = s.cfg.Fatal
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.cfg.NodeID)
 	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout

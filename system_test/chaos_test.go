@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -50,7 +51,53 @@ func requireNetns(t *testing.T) {
 	}
 }
 
-func newChaosCluster(t *testing.T, seed int64) *chaosCluster {
+// fill writes a file into dir until the file system is full and returns
+// its path.
+func fill(t *testing.T, dir string) string {
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				f.Sync()
+				return p
+			}
+			t.Fatal(err)
+		}
+	}
+}
+
+// mountSmall puts dir on a tmpfs of size bytes, unmounted at cleanup
+// (registered before the node's, so it runs after the process is gone).
+func mountSmall(t *testing.T, dir string, size int) {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v %s", dir, err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+}
+
+// restartIfExited starts n again if its process has ended, and logs how
+// it ended.
+func restartIfExited(t *testing.T, n *Node) {
+	select {
+	case <-n.done:
+		out := n.out.String()
+		if i := strings.LastIndex(out, "rqlited: "); i >= 0 {
+			out = out[i:]
+		}
+		t.Logf("%s had exited (%v): %s", n.nodeID(), n.exitErr, strings.TrimSpace(out))
+		n.Start()
+	default:
+		t.Logf("%s still running at the heal", n.nodeID())
+	}
+}
+
+func newChaosCluster(t *testing.T, seed int64, smallDisks bool) *chaosCluster {
 	t.Helper()
 	nt, err := chaos.NewNet(3)
 	if err != nil {
@@ -62,7 +109,11 @@ func newChaosCluster(t *testing.T, seed int64) *chaosCluster {
 		join = append(join, h.IP+":4002")
 	}
 	for i, h := range nt.Hosts {
-		n := newNode(t, "", "-node-id", fmt.Sprintf("node%d", i+1), "-bootstrap-expect", "3", "-join", strings.Join(join, ","))
+		dir := t.TempDir()
+		if smallDisks {
+			mountSmall(t, dir, 48<<20)
+		}
+		n := newNode(t, dir, "-node-id", fmt.Sprintf("node%d", i+1), "-bootstrap-expect", "3", "-join", strings.Join(join, ","))
 		n.Host, n.HTTPAddr, n.RaftAddr = h, h.IP+":4001", h.IP+":4002"
 		n.Client = &http.Client{Timeout: 2 * time.Second}
 		c.nodes = append(c.nodes, n)
@@ -174,7 +225,7 @@ func (w *workload) register(client int, rng *rand.Rand, stop <-chan struct{}) {
 		switch p := rng.Intn(10); {
 		case p < 4:
 			op.Kind = chaos.OpRead
-			op.Level = []string{"linearizable", "strong"}[rng.Intn(2)]
+			op.Level = []string{"linearizable", "strong", "linearizable", "strong", "weak", "none"}[rng.Intn(6)]
 			path = "/db/query?level=" + op.Level
 			body = fmt.Sprintf(`[["SELECT v FROM reg WHERE k=?", %d]]`, k)
 		case p < 8:
@@ -291,30 +342,32 @@ type scenario struct {
 	// Recovery is measured from the fault then, else from the heal.
 	leader bool
 	inject func(c *chaosCluster, leader *Node) (heal func())
+	// smallDisks puts every data directory on a 48 MiB tmpfs.
+	smallDisks bool
 }
 
 var scenarios = []scenario{
 	{"kill-leader", true, func(c *chaosCluster, l *Node) func() {
 		l.Kill()
 		return func() { l.Start() }
-	}},
+	}, false},
 	{"kill-follower", false, func(c *chaosCluster, l *Node) func() {
 		f := c.nodes.followers(l)[c.rng.Intn(2)]
 		f.Kill()
 		return func() { f.Start() }
-	}},
+	}, false},
 	{"kill-majority", false, func(c *chaosCluster, l *Node) func() {
 		f := c.nodes.followers(l)[c.rng.Intn(2)]
 		l.Kill()
 		f.Kill()
 		return func() { l.Start(); f.Start() }
-	}},
+	}, false},
 	{"isolate-leader", true, func(c *chaosCluster, l *Node) func() {
 		if err := c.net.Isolate(c.index(l)); err != nil {
 			c.t.Fatal(err)
 		}
 		return func() { c.net.Heal() }
-	}},
+	}, false},
 	{"leader-outbound-lost", true, func(c *chaosCluster, l *Node) func() {
 		// One way: the leader's packets reach nobody; it still hears them.
 		for j := range c.nodes {
@@ -325,18 +378,27 @@ var scenarios = []scenario{
 			}
 		}
 		return func() { c.net.Heal() }
-	}},
+	}, false},
 	{"isolate-follower", false, func(c *chaosCluster, l *Node) func() {
 		f := c.nodes.followers(l)[c.rng.Intn(2)]
 		if err := c.net.Isolate(c.index(f)); err != nil {
 			c.t.Fatal(err)
 		}
 		return func() { c.net.Heal() }
-	}},
+	}, false},
 	{"pause-leader", true, func(c *chaosCluster, l *Node) func() {
 		l.cmd.Process.Signal(syscall.SIGSTOP)
 		return func() { l.cmd.Process.Signal(syscall.SIGCONT) }
-	}},
+	}, false},
+	{"disk-full-follower", false, func(c *chaosCluster, l *Node) func() {
+		f := c.nodes.followers(l)[c.rng.Intn(2)]
+		p := fill(c.t, f.Dir)
+		return func() { os.Remove(p); restartIfExited(c.t, f) }
+	}, true},
+	{"disk-full-leader", false, func(c *chaosCluster, l *Node) func() {
+		p := fill(c.t, l.Dir)
+		return func() { os.Remove(p); restartIfExited(c.t, l) }
+	}, true},
 }
 
 // chaosResult is one scenario's outcome, for the report.
@@ -359,7 +421,7 @@ type chaosResult struct {
 // runScenario runs the workload for a while, injects the fault, heals it,
 // and checks the history, the appends and convergence.
 func runScenario(t *testing.T, sc scenario, seed int64, phase time.Duration) chaosResult {
-	c := newChaosCluster(t, seed)
+	c := newChaosCluster(t, seed, sc.smallDisks)
 	l := c.leader()
 	mustDoJSON(t, l, "POST", "/db/execute", `[["CREATE TABLE reg(k INTEGER PRIMARY KEY, v INTEGER)"],["CREATE TABLE ev(id INTEGER)"],["CREATE TABLE probe(x)"],`+
 		`["WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k+1 FROM n WHERE k<15) INSERT INTO reg SELECT k, 0 FROM n"]]`,
@@ -475,6 +537,13 @@ func runScenario(t *testing.T, sc scenario, seed int64, phase time.Duration) cha
 	res.Linearizable = cr.Linearizable
 	if !cr.Linearizable {
 		t.Errorf("history not linearizable at strong/linearizable (%d ops checked): see %s", cr.Checked, cr.Visualization)
+	}
+	// weak and none promise no freshness (DOC/API.md), but never a value
+	// that was not written.
+	for _, level := range []string{"weak", "none"} {
+		for _, v := range chaos.CheckReads(ops, level, 0) {
+			t.Error(v)
+		}
 	}
 	if ok := res.Counts[chaos.OpWrite+"/"+chaos.OK]; ok == 0 {
 		t.Errorf("no write succeeded at all: %v", res.Counts)

@@ -40,6 +40,10 @@ import (
 // configuration error (status 1).
 const exitBootTimeout = 3
 
+// exitFatal is the exit status of a node that stopped because it could not
+// apply a committed write as the other nodes did (disk full, I/O error).
+const exitFatal = 4
+
 // Build information, set with -ldflags "-X main.version=...".
 var (
 	version   = "v0.1.0-dev"
@@ -164,6 +168,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	sc.RaftLogLevel = strings.ToUpper(cfg.RaftLogLevel)
 	sc.LogOutput = stderr
 	sc.Logger = logger
+	sc.Fatal = func(err error) {
+		logger.Error("stopping", "error", err)
+		fmt.Fprintf(stderr, "rqlited: %v\n", err)
+		os.Exit(exitFatal)
+	}
 	str, err := store.New(sc)
 	if err != nil {
 		return err

@@ -201,3 +201,60 @@ func CheckLinearizable(ops []Op, levels map[string]bool, timeout time.Duration, 
 	}
 	return res, nil
 }
+
+// CheckReads checks the successful reads at level against the writes:
+// every value read must have been written (by a write or CAS invoked
+// before the read returned, or be the initial 0), and, if bound > 0, must
+// not have been certainly overwritten more than bound before the read was
+// invoked: some acknowledged write of another value started after the
+// value's own acknowledged write ended and finished more than bound before
+// the read. It returns one line per violation.
+func CheckReads(ops []Op, level string, bound time.Duration) []string {
+	byValue := map[[2]int64]Op{} // key, value -> the write of it
+	byKey := map[int][]Op{}      // acknowledged writes per key
+	for _, op := range ops {
+		if op.Kind == OpRead || op.Outcome == Refused || (op.Kind == OpCAS && op.Outcome == Fail) {
+			continue
+		}
+		byValue[[2]int64{int64(op.Key), op.Value}] = op
+		if op.Outcome == OK {
+			byKey[op.Key] = append(byKey[op.Key], op)
+		}
+	}
+	var bad []string
+	for _, r := range ops {
+		if r.Kind != OpRead || r.Level != level || r.Outcome != OK {
+			continue
+		}
+		if r.Value == 0 {
+			// The initial value: overwritten once any write was
+			// acknowledged long enough before.
+			if bound > 0 {
+				for _, w2 := range byKey[r.Key] {
+					if w2.Return < r.Call-int64(bound) {
+						bad = append(bad, fmt.Sprintf("%s read of k%d at %v returned the initial 0, overwritten by %d acknowledged at %v",
+							level, r.Key, time.Duration(r.Call), w2.Value, time.Duration(w2.Return)))
+						break
+					}
+				}
+			}
+			continue
+		}
+		w, ok := byValue[[2]int64{int64(r.Key), r.Value}]
+		if !ok || w.Call > r.Return {
+			bad = append(bad, fmt.Sprintf("%s read of k%d at %v returned %d, which no write had sent", level, r.Key, time.Duration(r.Call), r.Value))
+			continue
+		}
+		if bound <= 0 || w.Outcome != OK {
+			continue
+		}
+		for _, w2 := range byKey[r.Key] {
+			if w2.Value != r.Value && w2.Call > w.Return && w2.Return < r.Call-int64(bound) {
+				bad = append(bad, fmt.Sprintf("%s read of k%d at %v returned %d, overwritten by %d acknowledged at %v (more than %v before)",
+					level, r.Key, time.Duration(r.Call), r.Value, w2.Value, time.Duration(w2.Return), bound))
+				break
+			}
+		}
+	}
+	return bad
+}

@@ -77,3 +77,31 @@ func TestCheckerFindsLostWrite(t *testing.T) {
 		t.Fatal("a wrong CAS failure passed")
 	}
 }
+
+func TestCheckReads(t *testing.T) {
+	ms := int64(time.Millisecond)
+	ops := []Op{
+		{Kind: OpWrite, Key: 1, Value: 5, Outcome: OK, Call: 0, Return: 10 * ms},
+		{Kind: OpWrite, Key: 1, Value: 6, Outcome: OK, Call: 20 * ms, Return: 30 * ms},
+		// Stale by less than the bound: fine.
+		{Kind: OpRead, Key: 1, Value: 5, Outcome: OK, Level: "weak", Call: 500 * ms, Return: 510 * ms},
+	}
+	if bad := CheckReads(ops, "weak", time.Second); len(bad) != 0 {
+		t.Fatalf("fresh enough read refused: %v", bad)
+	}
+	stale := append(ops, Op{Kind: OpRead, Key: 1, Value: 5, Outcome: OK, Level: "weak", Call: 2000 * ms, Return: 2010 * ms})
+	if bad := CheckReads(stale, "weak", time.Second); len(bad) != 1 {
+		t.Fatalf("read stale by 2 s: %v", bad)
+	}
+	if bad := CheckReads(stale, "weak", 0); len(bad) != 0 {
+		t.Fatalf("without a bound staleness is allowed: %v", bad)
+	}
+	phantom := append(ops, Op{Kind: OpRead, Key: 1, Value: 77, Outcome: OK, Level: "none", Call: 40 * ms, Return: 50 * ms})
+	if bad := CheckReads(phantom, "none", 0); len(bad) != 1 {
+		t.Fatalf("a value never written: %v", bad)
+	}
+	initial := append(ops, Op{Kind: OpRead, Key: 1, Value: 0, Outcome: OK, Level: "weak", Call: 3000 * ms, Return: 3010 * ms})
+	if bad := CheckReads(initial, "weak", time.Second); len(bad) != 1 {
+		t.Fatalf("initial value long after a write: %v", bad)
+	}
+}
