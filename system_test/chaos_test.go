@@ -390,6 +390,28 @@ var scenarios = []scenario{
 		l.cmd.Process.Signal(syscall.SIGSTOP)
 		return func() { l.cmd.Process.Signal(syscall.SIGCONT) }
 	}, false},
+	// Combined faults: no majority anywhere until the heal.
+	{"isolate-leader-and-kill-follower", false, func(c *chaosCluster, l *Node) func() {
+		f := c.nodes.followers(l)[c.rng.Intn(2)]
+		f.Kill()
+		if err := c.net.Isolate(c.index(l)); err != nil {
+			c.t.Fatal(err)
+		}
+		return func() { c.net.Heal(); f.Start() }
+	}, false},
+	{"pause-leader-and-oneway-follower", false, func(c *chaosCluster, l *Node) func() {
+		// The leader freezes, and one follower's packets reach nobody.
+		fs := c.nodes.followers(l)
+		l.cmd.Process.Signal(syscall.SIGSTOP)
+		for j := range c.nodes {
+			if j != c.index(fs[0]) {
+				if err := c.net.Block(c.index(fs[0]), j); err != nil {
+					c.t.Fatal(err)
+				}
+			}
+		}
+		return func() { c.net.Heal(); l.cmd.Process.Signal(syscall.SIGCONT) }
+	}, false},
 	{"disk-full-follower", false, func(c *chaosCluster, l *Node) func() {
 		f := c.nodes.followers(l)[c.rng.Intn(2)]
 		p := fill(c.t, f.Dir)
