@@ -100,6 +100,16 @@ chaos: netns-tools
 	RQLITED_CHAOS_REPORT=$(CURDIR)/bin/chaos-report.json RQLITED_PATH=$(CURDIR)/bin/rqlited-race \
 		$(GO) test -race -count=1 -timeout 30m -run 'TestChaos$$' -v ./system_test/ -chaos.seed=$(CHAOS_SEED)
 
+## discovery-matrix: the discovery scenarios x modes once, table in bin/discovery-matrix.md (DOC/RELIABILITY.md)
+.PHONY: discovery-matrix
+DISCOVERY_TESTS := ^(TestDisco|TestDocker|TestJoin|TestBootstrapExpect|TestRemoveAndRestartAll|TestSameIDNewAddress|TestClusterBadInput|TestNodeWithStateRefusesOtherCluster)
+discovery-matrix: tools
+	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docker docker-fixtures; img=rqlited:dev; \
+	else echo "no Docker engine answers: the container tests are skipped"; img=; fi; \
+	RQLITED_DOCKER_IMAGE=$$img RQLITED_MATRIX_REPORT=$(CURDIR)/bin/discovery-matrix.md RQLITED_PATH=$(CURDIR)/bin/rqlited-race \
+		$(GO) test -race -count=1 -timeout 30m -run '$(DISCOVERY_TESTS)' -v ./system_test/
+
 ## soak: random faults under load for DURATION (make soak DURATION=1h), then a summary
 DURATION ?= 10m
 soak: netns-tools

@@ -268,6 +268,52 @@ func (s *Service) Register(ctx context.Context) error {
 	}
 }
 
+// Rejoin is for a node that restarts with state: it sends a join to the
+// leader the key names, so that the leader learns this node's current
+// address, or adds it back if it was removed while away (a join of a
+// member at its known address is a no-op). It retries until the join
+// succeeds, the key names this node, or ctx ends or the timeout passes;
+// failures are logged, never fatal: the node's Raft state is enough to
+// rejoin when nothing changed.
+func (s *Service) Rejoin(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	var lastErr error
+	for ctx.Err() == nil {
+		gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
+		e, err := s.kv.Get(gctx)
+		gcancel()
+		switch {
+		case err != nil:
+			lastErr = err
+		case e.Record == nil || e.Record.ID == s.node.ID():
+			// No key yet, or this node is the leader it names: nothing to
+			// tell anyone. A key appears once a leader reports.
+			if e.Record != nil {
+				return
+			}
+		default:
+			s.saw(e)
+			jctx, jcancel := context.WithTimeout(ctx, 2*time.Second)
+			lastErr = s.join(jctx, e.Record.Addr)
+			jcancel()
+			if lastErr == nil {
+				s.logger.Info("restarted with state: the leader has this node's address", "leader", e.Record.Addr)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	if lastErr != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		s.logger.Info("re-join through the leader key did not complete (fine if the cluster already has this node's address)", "error", lastErr)
+	}
+}
+
 func (s *Service) ctxErr(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		s.mu.Lock()

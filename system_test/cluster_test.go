@@ -13,6 +13,7 @@ import (
 )
 
 func TestJoinBothAddressForms(t *testing.T) {
+	matrix(t, "S21", "join", "one cluster: a node restarted with the same -join is back, with one entry")
 	n1 := startNode(t, "-node-id", "n1")
 	n2 := newNode(t, "", "-node-id", "n2", "-join", n1.RaftAddr, "-join-interval", "100ms")
 	n2.Start()
@@ -82,6 +83,7 @@ func TestJoinBothAddressForms(t *testing.T) {
 }
 
 func TestBootstrapExpectOneClusterRepeated(t *testing.T) {
+	matrix(t, "S14", "join", "one cluster with a leader, every one of 20 starts")
 	reps := 20
 	if testing.Short() {
 		reps = 5
@@ -233,6 +235,7 @@ func queryIntsLevel(t testing.TB, n *Node, sql, level string) []int64 {
 }
 
 func TestRemoveAndRestartAll(t *testing.T) {
+	matrix(t, "S15", "join", "one cluster, same cluster ID and data, after SIGTERM of all members and a restart")
 	c := newBootstrapCluster(t, 3)
 	c.startAll()
 	leader := c.waitOneCluster(t, 20*time.Second)
@@ -279,6 +282,7 @@ func TestRemoveAndRestartAll(t *testing.T) {
 }
 
 func TestSameIDNewAddress(t *testing.T) {
+	matrix(t, "S4", "join", "one cluster: the leader replaces the old address")
 	c := newBootstrapCluster(t, 3)
 	c.startAll()
 	leader := c.waitOneCluster(t, 20*time.Second)
@@ -301,6 +305,7 @@ func TestSameIDNewAddress(t *testing.T) {
 }
 
 func TestBootstrapExpectMismatchRefused(t *testing.T) {
+	matrix(t, "S10", "join", "refused with a reason (-bootstrap-expect mismatch), exit 3 at the deadline")
 	c := newBootstrapCluster(t, 3, "-bootstrap-expect-timeout", "4s")
 	// The third node disagrees about the cluster size.
 	for i, a := range c[2].Args {
@@ -330,6 +335,9 @@ func TestBootstrapExpectMismatchRefused(t *testing.T) {
 }
 
 func TestClusterBadInput(t *testing.T) {
+	matrix(t, "S16", "join", "clear error (exit 1): a bad -join entry is named")
+	matrix(t, "S17", "join", "clear error (exit 1, failed to join cluster): a node with -join never bootstraps alone")
+	matrix(t, "S24", "join", "waits while its own name does not resolve, exit 3 at the deadline naming it")
 	dir := t.TempDir()
 	self := freePort(t)
 	for _, tc := range []struct {
@@ -365,6 +373,7 @@ func TestClusterBadInput(t *testing.T) {
 }
 
 func TestJoinListLongerThanExpect(t *testing.T) {
+	matrix(t, "(d)", "join", "one cluster of five, never two")
 	// Five addresses, -bootstrap-expect 3, all five started at once: one
 	// cluster of five, never two.
 	var c Cluster

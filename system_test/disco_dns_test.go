@@ -57,6 +57,8 @@ func dnsCluster(t testing.TB, n int, args ...string) (Cluster, []string) {
 }
 
 func TestDiscoDNSRecordsGrow(t *testing.T) {
+	matrix(t, "S24", "dns", "waits (k of N addresses known, in /readyz), one cluster when the records appear")
+	matrix(t, "S19", "dns", "a partial answer never forms a cluster; one cluster when all records appear")
 	srv := dnstest.Start(t)
 	cfg := fmt.Sprintf(`{"name":"rqlite.test","resolver":%q}`, srv.Addr)
 	c, ips := dnsCluster(t, 3, "-disco-mode", "dns", "-disco-config", cfg, "-bootstrap-expect", "3")
@@ -84,6 +86,7 @@ func TestDiscoDNSRecordsGrow(t *testing.T) {
 }
 
 func TestDiscoDNSRepeatedAndLateJoiner(t *testing.T) {
+	matrix(t, "S14", "dns", "one cluster with a leader, every one of 10 starts")
 	srv := dnstest.Start(t)
 	reps := 10
 	if testing.Short() {
@@ -113,6 +116,8 @@ func TestDiscoDNSRepeatedAndLateJoiner(t *testing.T) {
 }
 
 func TestDiscoDNSSRVRepeatedAndLateJoiner(t *testing.T) {
+	matrix(t, "S14", "dns-srv", "one cluster with a leader, every one of 10 starts")
+	matrix(t, "(e)", "dns-srv", "priority honoured: a lower-priority record pointing nowhere is ignored")
 	srv := dnstest.Start(t)
 	reps := 10
 	if testing.Short() {
@@ -154,6 +159,10 @@ func TestDiscoDNSSRVRepeatedAndLateJoiner(t *testing.T) {
 }
 
 func TestDiscoBadInput(t *testing.T) {
+	matrix(t, "S8", "dns", "clear error (exit 1): the value is quoted twice")
+	matrix(t, "S11", "dns", "refused at start (exit 1): DNS modes need -bootstrap-expect")
+	matrix(t, "S17", "dns", "refused at start (exit 1): DNS modes need -bootstrap-expect")
+	matrix(t, "S16", "dns", "clear error (exit 1): bad JSON located, unknown key named")
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		args []string

@@ -33,6 +33,8 @@ func TestDiscoKV(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			srv := m.start(t)
 			reps := 10
+			matrix(t, "S14", m.name, "one cluster with a leader, every one of 10 starts")
+			matrix(t, "S12", m.name, "one cluster: a new node joins the live cluster through the key, never claims it")
 			if testing.Short() {
 				reps = 3
 			}
@@ -110,6 +112,7 @@ func TestDiscoKVStoreDownAtBoot(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			srv := m.start(t)
 			srv.Stop()
+			matrix(t, "S25", m.name, "waits for the store (phase and error in /status), one cluster once it answers")
 			key := randomKey()
 			var c Cluster
 			for i := 0; i < 3; i++ {
@@ -132,6 +135,7 @@ func TestDiscoKVStaleKeyFromDeadCluster(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			srv := m.start(t)
 			key := randomKey()
+			matrix(t, "(a)", m.name, "one new cluster: the dead cluster's key expires or is released and is taken over")
 			old := Cluster{newNode(t, "", kvArgs(m, srv.Addr, key)...)}
 			old.startAll()
 			oldLeader := old.waitOneCluster(t, 20*time.Second)
@@ -151,6 +155,11 @@ func TestDiscoKVStaleKeyFromDeadCluster(t *testing.T) {
 }
 
 func TestDiscoKVBadInput(t *testing.T) {
+	matrix(t, "S6", "etcd-kv", "refused at start (exit 1): would publish localhost")
+	matrix(t, "S10", "etcd-kv", "refused at start (exit 1): -bootstrap-expect not allowed with a KV mode")
+	matrix(t, "S16", "etcd-kv", "clear error (exit 1): bad -disco-config named")
+	matrix(t, "S16", "consul-kv", "clear error (exit 1): a scheme in the address, with a hint")
+	matrix(t, "(c)", "etcd-kv", "exit 3 at -bootstrap-expect-timeout (boot timeout)")
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		args []string

@@ -100,6 +100,8 @@ func (c *container) refreshPort() {
 
 func TestDockerClusterPartitionAndRestart(t *testing.T) {
 	image := dockerImage(t)
+	matrix(t, "S15", "join", "one cluster with all its data after docker stop of every container and a restart (containers)")
+	matrix(t, "S21", "join", "one cluster: a container killed (-9) and restarted rejoins (containers)")
 	cs, netName := startContainers(t, image, 3, func(names []string) []string {
 		var join []string
 		for _, n := range names {
@@ -221,6 +223,7 @@ func TestDockerClusterPartitionAndRestart(t *testing.T) {
 
 func TestDockerDNSAliasAndNewAddress(t *testing.T) {
 	image := dockerImage(t)
+	matrix(t, "S4", "dns", "one cluster: a container back under the same name with a new IP replicates (containers)")
 	sub := fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250))
 	alias := fmt.Sprintf("rqlite-%d", rand.IntN(1e6))
 	// Identical rqlited arguments; Docker's embedded DNS answers one A record
@@ -283,6 +286,8 @@ func fixtureImage(t *testing.T, name string) string {
 func TestDockerDNSSRV(t *testing.T) {
 	image := dockerImage(t)
 	dnsImage := fixtureImage(t, "dns")
+	matrix(t, "S24", "dns-srv", "waits while no DNS server answers (phase resolving), one cluster when it starts (containers)")
+	matrix(t, "(e)", "dns-srv", "priority honoured: the standby record is ignored (containers)")
 	sub := fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250))
 	netArgs := []string{"--subnet", sub + ".0/24"}
 	cfg := fmt.Sprintf(`{"name":"rqlite.test","service":"raft","resolver":"%s.53:53"}`, sub)
@@ -318,6 +323,7 @@ func TestDockerKVStores(t *testing.T) {
 	for _, kv := range []struct{ name, mode string }{{"etcd", "etcd-kv"}, {"consul", "consul-kv"}} {
 		t.Run(kv.name, func(t *testing.T) {
 			kvImage := fixtureImage(t, kv.name)
+			matrix(t, "S25", kv.mode, "the store starts after the nodes: they wait, then form one cluster (containers)")
 			suffix := fmt.Sprintf("%d", rand.IntN(1e9))
 			storeName := kv.name + "-" + suffix
 			var cfg string

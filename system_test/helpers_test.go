@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	writeMatrixReport() // RQLITED_MATRIX_REPORT (matrix_test.go)
 	if tmp != "" {
 		os.RemoveAll(tmp)
 	}

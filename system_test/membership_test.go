@@ -64,6 +64,7 @@ func TestReapAndRemoveShutdown(t *testing.T) {
 }
 
 func TestNodeWithStateRefusesOtherCluster(t *testing.T) {
+	matrix(t, "S22", "join", "documented refusal: a node whose -join points at another cluster is not joined (cluster ID check), says why")
 	a := startNode(t, "-node-id", "a")
 	b := startNode(t, "-node-id", "b")
 	waitFor(t, 10*time.Second, "cluster IDs", func() bool { return a.clusterID() != "" && b.clusterID() != "" })

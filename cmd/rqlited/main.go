@@ -320,6 +320,15 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	switch {
 	case hasState:
 		logger.Info("existing state found: restarting into the cluster", "dir", dir, "cluster-id", str.ClusterID())
+		if kvDisco != nil {
+			// As with DNS below: tell the leader this node's address, in
+			// case it changed or the node was removed while away.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				kvDisco.Rejoin(ctx)
+			}()
+		}
 		if provider != nil {
 			// Harmless if nothing changed; updates the leader's entry if this
 			// node restarted at a new address.
