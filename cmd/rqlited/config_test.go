@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -42,4 +43,37 @@ func mustHostname(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return name
+}
+
+// TestSecurityFlagsValidated: pairs that go together, options that need
+// TLS or -auth, and unreadable files are refused with the flag named.
+func TestSecurityFlagsValidated(t *testing.T) {
+	dir := t.TempDir()
+	pem := dir + "/x.pem"
+	if err := os.WriteFile(pem, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(string) string { return "" }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-http-cert", pem}, "-http-cert and -http-key"},
+		{[]string{"-node-key", pem}, "-node-cert and -node-key"},
+		{[]string{"-http-verify-client"}, "-http-verify-client needs HTTPS"},
+		{[]string{"-http-cert", pem, "-http-key", pem, "-http-verify-common-name", "x"}, "needs -http-verify-client"},
+		{[]string{"-node-ca-cert", pem}, "-node-ca-cert needs node TLS"},
+		{[]string{"-node-cert", pem, "-node-key", pem, "-node-no-verify", "-node-verify-client"}, "contradict"},
+		{[]string{"-join-as", "bob"}, "set -auth too"},
+		{[]string{"-auth", dir + "/missing.json"}, "-auth:"},
+		{[]string{"-node-cert", dir + "/missing.pem", "-node-key", pem}, "-node-cert:"},
+	} {
+		_, err := parseFlags(append(c.args, dir+"/data"), io.Discard, getenv)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want it to mention %q", c.args, err, c.want)
+		}
+	}
+	if _, err := parseFlags([]string{"-http-cert", pem, "-http-key", pem, "-http-verify-client", dir + "/data"}, io.Discard, getenv); err != nil {
+		t.Errorf("valid HTTPS flags refused: %v", err)
+	}
 }
