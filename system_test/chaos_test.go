@@ -702,7 +702,7 @@ func TestChaosSoak(t *testing.T) {
 	for _, n := range names {
 		rs := recov[n]
 		sort.Slice(rs, func(i, j int) bool { return rs[i] < rs[j] })
-		fmt.Fprintf(&b, "  %-22s runs %3d  recovery median %v  worst %v  worst p99 during the fault %v\n", n, len(rs),
+		fmt.Fprintf(&b, "  %-34s runs %3d  recovery median %v  worst %v  worst p99 during the fault %v\n", n, len(rs),
 			rs[len(rs)/2].Round(time.Millisecond), rs[len(rs)-1].Round(time.Millisecond), p99[n].Round(time.Millisecond))
 	}
 	fmt.Print(b.String())
