@@ -26,6 +26,8 @@ import (
 var rqlitedPath string
 
 func TestMain(m *testing.M) {
+	// No request of a test may hang the run (see defaultClient).
+	http.DefaultClient.Timeout = 30 * time.Second
 	rqlitedPath = os.Getenv("RQLITED_PATH")
 	var tmp string
 	if rqlitedPath == "" {
@@ -91,7 +93,7 @@ type Node struct {
 	out      *syncBuffer
 	done     chan struct{}
 	exitErr  error
-	// For nodes with HTTPS or -auth: the client (nil: http.DefaultClient),
+	// For nodes with HTTPS or -auth: the client (nil: defaultClient),
 	// the scheme ("" is http) and the Basic credentials every helper sends.
 	Client     *http.Client
 	Scheme     string
@@ -100,12 +102,17 @@ type Node struct {
 	Host *chaos.Host
 }
 
+// defaultClient bounds every helper request, so that a node that stops
+// answering (paused, or hung by a bug) fails a test at its deadline,
+// with the node's log, instead of hanging the whole run.
+var defaultClient = &http.Client{Timeout: 10 * time.Second}
+
 // httpClient returns the client the helpers use for n.
 func (n *Node) httpClient() *http.Client {
 	if n.Client != nil {
 		return n.Client
 	}
-	return http.DefaultClient
+	return defaultClient
 }
 
 // get sends a GET with n's credentials.
