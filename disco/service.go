@@ -382,8 +382,10 @@ func (s *Service) report() error {
 		return fmt.Errorf("the leader key %s is held by another live cluster (%s, node %s): give each cluster its own -disco-key",
 			s.cfg.Key, e.Record.ClusterID, e.Record.ID)
 	}
-	if e.Record != nil && e.Held && e.Record.ID != rec.ID && e.Record.Term > rec.Term {
-		// A newer leader holds the key: this node was deposed.
+	if e.Record != nil && e.Held && e.Record.ID != rec.ID && e.Record.Term >= rec.Term {
+		// Another node leads in this term or a later one: this node was
+		// deposed. (Raft has one leader per term: a deposed leader that
+		// has already learnt the new term has the same term as the key.)
 		s.setPhase("deposed", nil)
 		return nil
 	}
