@@ -23,15 +23,6 @@ type Files struct {
 	CAFile   string
 }
 
-// Validate reports a certificate without a key, or a key without a
-// certificate, naming the flags or fields in what.
-func (f Files) Validate(what string) error {
-	if (f.CertFile == "") != (f.KeyFile == "") {
-		return fmt.Errorf("%s: a certificate and its key go together: set both or neither", what)
-	}
-	return nil
-}
-
 // ServerOptions say how a server checks its clients.
 type ServerOptions struct {
 	// VerifyClient requires a client certificate signed by the CA.
