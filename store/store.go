@@ -23,11 +23,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/rqlited/rqlited/command"
 	"github.com/rqlited/rqlited/db"
+	"github.com/rqlited/rqlited/store/raftlog"
 )
 
 // Errors returned by Store methods.
@@ -50,7 +49,7 @@ var (
 // File names inside the data directory.
 const (
 	lockName      = "rqlited.lock"
-	raftDBName    = "raft.db"
+	raftDBName    = raftlog.BoltName
 	sqliteName    = "db.sqlite"
 	tmpDirName    = "tmp"
 	clusterIDName = "cluster_id"
@@ -209,7 +208,7 @@ type Store struct {
 	db       *db.DB
 	fsm      *fsm
 	raft     *raft.Raft
-	boltLog  *raftboltdb.BoltStore
+	boltLog  *raftlog.Store
 	snaps    *raft.FileSnapshotStore
 	trans    *raft.NetworkTransport
 	openedAt time.Time
@@ -283,12 +282,11 @@ func (s *Store) Open() (retErr error) {
 	}
 	closers = append(closers, d.Close)
 
-	boltLog, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(s.cfg.Dir, raftDBName),
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true},
-	})
+	lcfg := raftlog.DefaultConfig(s.cfg.Dir)
+	lcfg.Logger = s.logger
+	boltLog, err := raftlog.Open(lcfg)
 	if err != nil {
-		return fmt.Errorf("open Raft log %s: %w", filepath.Join(s.cfg.Dir, raftDBName), err)
+		return fmt.Errorf("open Raft log in %s: %w", s.cfg.Dir, err)
 	}
 	closers = append(closers, boltLog.Close)
 	// Recent entries are served to followers from memory; 128 keeps a
