@@ -115,24 +115,35 @@ func NewService(cfg Config, kv KV, node Node, join func(ctx context.Context, add
 		phase: "starting", done: make(chan struct{})}
 }
 
+// setPhase records the phase and error under s.mu and logs after releasing
+// it: a log write can block (a stderr pipe nobody drains), and Stats, which
+// /status and /readyz call, takes the same lock.
 func (s *Service) setPhase(phase string, err error) {
+	var warn, info bool
+	var msg string
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err != nil {
-		msg := err.Error()
-		// Log a problem when it changes, and at most every 30 s while it lasts.
+		msg = err.Error()
+		// Log a problem when it changes, and at most every 30 s while it
+		// lasts. lastErrLog is set before logging, so a concurrent caller
+		// with the same error does not log it again.
 		if msg != s.lastErr || time.Since(s.lastErrLog) > 30*time.Second {
-			s.logger.Warn("discovery: "+phase, "error", msg)
+			warn = true
 			s.lastErrLog = time.Now()
 		}
 		s.lastErr = msg
 	} else {
-		if phase != s.phase {
-			s.logger.Info("discovery: " + phase)
-		}
+		info = phase != s.phase
 		s.lastErr = ""
 	}
 	s.phase = phase
+	s.mu.Unlock()
+	switch {
+	case warn:
+		s.logger.Warn("discovery: "+phase, "error", msg)
+	case info:
+		s.logger.Info("discovery: " + phase)
+	}
 }
 
 func (s *Service) saw(e Entry) {

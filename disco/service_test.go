@@ -2,6 +2,7 @@ package disco
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -131,5 +132,96 @@ func TestRegisterAfterLostClaimAnswer(t *testing.T) {
 	}
 	if n.bootstraps == 0 {
 		t.Fatal("the node named by the key never bootstrapped")
+	}
+}
+
+// blockingHandler is a slog.Handler whose Handle blocks until release is
+// closed, like a write to a stderr pipe that nobody drains. It reports each
+// call on entered.
+type blockingHandler struct {
+	entered chan<- string
+	release <-chan struct{}
+}
+
+func (h blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h blockingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h blockingHandler) WithGroup(string) slog.Handler            { return h }
+func (h blockingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.entered <- r.Message
+	<-h.release
+	return nil
+}
+
+// A log write that blocks must not block Stats (/status, /readyz): the
+// service must not hold its lock while logging.
+func TestStatsNotBlockedByLogWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{{"warning", errors.New("etcd unreachable")}, {"info", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			entered := make(chan string, 1)
+			release := make(chan struct{})
+			s := NewService(Config{Mode: ModeEtcdKV, Key: "k", Voter: true, Timeout: time.Second}, &memKV{},
+				&fakeNode{id: "n1"}, func(context.Context, string) error { return nil },
+				slog.New(blockingHandler{entered: entered, release: release}))
+			logged := make(chan struct{})
+			go func() {
+				defer close(logged)
+				s.setPhase("reporting leadership", tc.err)
+			}()
+			// Unblock the log write however the test ends, so no goroutine
+			// is left behind.
+			defer func() { close(release); <-logged }()
+			select {
+			case msg := <-entered:
+				if msg != "discovery: reporting leadership" {
+					t.Fatalf("logged %q", msg)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("setPhase did not log the phase change")
+			}
+			stats := make(chan map[string]any, 1)
+			go func() { stats <- s.Stats() }()
+			select {
+			case m := <-stats:
+				if m["phase"] != "reporting leadership" {
+					t.Fatalf("phase: %v", m["phase"])
+				}
+				want := ""
+				if tc.err != nil {
+					want = tc.err.Error()
+				}
+				if m["last_error"] != want {
+					t.Fatalf("last_error: %v, want %q", m["last_error"], want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Stats blocked while a log write was blocked: the lock is held across logging")
+			}
+		})
+	}
+}
+
+// The warning for a lasting error is logged once per interval, not on each
+// retry.
+func TestSetPhaseWarningRateLimited(t *testing.T) {
+	entered := make(chan string, 10)
+	release := make(chan struct{})
+	close(release)
+	s := NewService(Config{Mode: ModeEtcdKV, Key: "k"}, &memKV{}, &fakeNode{id: "n1"},
+		func(context.Context, string) error { return nil }, slog.New(blockingHandler{entered: entered, release: release}))
+	err := errors.New("etcd unreachable")
+	s.setPhase("reporting leadership", err)
+	s.setPhase("reporting leadership", err)
+	s.setPhase("reporting leadership", errors.New("other"))
+	if n := len(entered); n != 2 {
+		t.Fatalf("%d warnings logged, want 2 (one per distinct error)", n)
+	}
+	s.mu.Lock()
+	s.lastErrLog = time.Now().Add(-31 * time.Second)
+	s.mu.Unlock()
+	s.setPhase("reporting leadership", errors.New("other"))
+	if n := len(entered); n != 3 {
+		t.Fatalf("%d warnings logged, want 3 (repeated after the interval)", n)
 	}
 }

@@ -5,6 +5,8 @@ package system_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -100,6 +103,11 @@ type Node struct {
 	User, Pass string
 	// Host, if set, is the network namespace the process runs in.
 	Host *chaos.Host
+	// NoHangDump opts n out of checkHang, for a test that expects helper
+	// requests to n to time out while its process runs.
+	NoHangDump bool
+	// dumped is the process checkHang sent SIGQUIT to.
+	dumped atomic.Pointer[exec.Cmd]
 }
 
 // defaultClient bounds every helper request, so that a node that stops
@@ -124,7 +132,90 @@ func (n *Node) get(path string) (*http.Response, error) {
 	if n.User != "" {
 		req.SetBasicAuth(n.User, n.Pass)
 	}
-	return n.httpClient().Do(req)
+	start := time.Now()
+	resp, err := n.httpClient().Do(req)
+	n.checkHang(req.URL.String(), start, err)
+	return resp, err
+}
+
+// hangAfter is how long a helper request goes unanswered before checkHang
+// takes the node for hung: defaultClient's timeout. Requests with shorter
+// client timeouts (the chaos tests' 2 s) may time out by design.
+const hangAfter = 10 * time.Second
+
+// checkHang is given the outcome of a helper request to url that started
+// at start. If it timed out after hangAfter while the process was running
+// (not stopped: the chaos and matrix tests SIGSTOP nodes on purpose), the
+// node is hung: checkHang fails the test and sends the process SIGQUIT, so
+// that the Go runtime writes every goroutine's stack to stderr, which the
+// node's output (printed when the test fails) holds, and waits for the
+// dump. SIGQUIT ends the process; the test fails anyway.
+func (n *Node) checkHang(url string, start time.Time, err error) {
+	if err == nil || n.NoHangDump || !isTimeout(err) || time.Since(start) < hangAfter {
+		return
+	}
+	cmd, done := n.cmd, n.done
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	pid := cmd.Process.Pid
+	state := procState(pid)
+	switch state {
+	case "R", "S", "D", "I":
+	default: // T, t: stopped on purpose; Z, X, "": exited
+		n.t.Logf("request to node %s (pid %d) timed out after %v: %s: process state %q, no goroutine dump",
+			n.HTTPAddr, pid, time.Since(start).Round(time.Millisecond), url, state)
+		return
+	}
+	if n.dumped.Swap(cmd) == cmd {
+		return // one dump per process
+	}
+	serr := cmd.Process.Signal(syscall.SIGQUIT)
+	n.t.Errorf("node %s (pid %d) hung: request timed out after %v: %s (%v); process state %q; "+
+		"sent SIGQUIT for a goroutine dump (in the node's output; signal error: %v)",
+		n.HTTPAddr, pid, time.Since(start).Round(time.Millisecond), url, err, state, serr)
+	// Let the runtime finish writing the dump before anything (Cleanup's
+	// SIGKILL) can cut it short.
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		n.t.Logf("node %s still running 10 s after SIGQUIT", n.HTTPAddr)
+	}
+}
+
+// isTimeout reports whether err is a request's deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// procState returns the state letter of /proc/<pid>/stat (field 3: R
+// running, S sleeping, D disk wait, T stopped, Z zombie...), "" if the
+// process is gone.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+// exitReason is the process's exit status, naming checkHang's SIGQUIT so
+// that the exit is not taken for a second, unrelated failure.
+func (n *Node) exitReason() string {
+	if n.cmd != nil && n.dumped.Load() == n.cmd {
+		return fmt.Sprintf("%v (SIGQUIT from the harness for a goroutine dump after a request timed out: see the first error)", n.exitErr)
+	}
+	return fmt.Sprint(n.exitErr)
 }
 
 // newNode prepares (but does not start) a node with fresh ports.
@@ -197,7 +288,7 @@ func (n *Node) Stop() {
 		n.t.Fatalf("node did not exit after SIGTERM:\n%s", n.out.String())
 	}
 	if n.exitErr != nil {
-		n.t.Fatalf("node exited with %v:\n%s", n.exitErr, n.out.String())
+		n.t.Fatalf("node exited with %s:\n%s", n.exitReason(), n.out.String())
 	}
 }
 
@@ -216,7 +307,7 @@ func (n *Node) WaitReady(timeout time.Duration) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-n.done:
-			n.t.Fatalf("node exited while starting: %v\n%s", n.exitErr, n.out.String())
+			n.t.Fatalf("node exited while starting: %s\n%s", n.exitReason(), n.out.String())
 		default:
 		}
 		resp, err := n.get("/readyz")
@@ -252,13 +343,16 @@ func (n *Node) Do(method, path, contentType string, body []byte) (int, string) {
 	if n.User != "" {
 		req.SetBasicAuth(n.User, n.Pass)
 	}
+	start := time.Now()
 	resp, err := n.httpClient().Do(req)
 	if err != nil {
+		n.checkHang(req.URL.String(), start, err)
 		n.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
+		n.checkHang(req.URL.String(), start, err)
 		n.t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
