@@ -66,11 +66,14 @@ func (f *fsm) getClusterID() string {
 // (force replaces it: a restored snapshot is authoritative).
 func (f *fsm) setClusterID(id string, force bool) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if id == "" || id == f.clusterID || (f.clusterID != "" && !force) {
+		f.mu.Unlock()
 		return nil
 	}
 	f.clusterID = id
+	f.mu.Unlock()
+	// Written outside f.mu (readers of the applied index and the ID take
+	// it); the FSM goroutine is the only writer, so writes cannot cross.
 	tmp := f.idPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
 		return err

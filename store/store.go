@@ -449,31 +449,34 @@ func (s *Store) WaitForLeader(ctx context.Context) (string, error) {
 // leader of a multi-node cluster first hands leadership to another voter.
 func (s *Store) Close(stepDown bool) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.open {
+		s.mu.Unlock()
 		return nil
 	}
 	s.open = false
 	close(s.done)
+	// Readers see a closed store from here on; the slow part (a leadership
+	// transfer, Raft's shutdown) runs without s.mu, so nothing that only
+	// wants to look at the store (GET /status) waits behind it.
+	r, trans, logs, d, lock := s.raft, s.trans, s.boltLog, s.db, s.lock
 	s.mu.Unlock()
 	s.wg.Wait() // watch may be proposing; it needs s.mu shared
-	s.mu.Lock()
-	if stepDown && s.raft.State() == raft.Leader && s.numVoters() > 1 {
-		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+	if stepDown && r.State() == raft.Leader && numVoters(r) > 1 {
+		if err := r.LeadershipTransfer().Error(); err != nil {
 			s.logger.Warn("leadership transfer before shutdown failed", "error", err)
 		}
 	}
 	var errs []error
-	if err := s.raft.Shutdown().Error(); err != nil {
+	if err := r.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}
-	errs = append(errs, s.trans.Close(), s.boltLog.Close(), s.db.Close(), s.lock.Close())
+	errs = append(errs, trans.Close(), logs.Close(), d.Close(), lock.Close())
 	s.logger.Info("store closed")
 	return errors.Join(errs...)
 }
 
-func (s *Store) numVoters() int {
-	f := s.raft.GetConfiguration()
+func numVoters(r *raft.Raft) int {
+	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return 0
 	}
