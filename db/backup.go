@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
@@ -50,15 +51,55 @@ func backupConn(src *sqlite3.SQLiteConn, dst string) error {
 	return nil
 }
 
-// SnapshotTo writes a consistent copy of the database to the file dst using
-// the writer connection. Like Apply, it must only be called by the FSM.
-func (d *DB) SnapshotTo(dst string) error {
+// A Snapshot is a read transaction that pins the database as it was when
+// the Snapshot began, so a copy can be written while writes go on.
+type Snapshot struct {
+	d    *DB
+	c    *sqlite3.SQLiteConn
+	once sync.Once
+}
+
+// BeginSnapshot pins the current state of the database: call it where no
+// write is in progress (in the FSM), then WriteTo from any goroutine, then
+// Close. Until Close, Replace and Close of d wait, and WAL checkpoints
+// cannot pass the pinned state (the WAL grows meanwhile).
+func (d *DB) BeginSnapshot() (*Snapshot, error) {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
 	if d.closed {
-		return ErrClosed
+		d.mu.RUnlock()
+		return nil, ErrClosed
 	}
-	return backupConn(d.writer, dst)
+	c, err := (&sqlite3.SQLiteDriver{}).Open(d.readerDSN())
+	if err != nil {
+		d.mu.RUnlock()
+		return nil, fmt.Errorf("open snapshot connection: %w", err)
+	}
+	sc := c.(*sqlite3.SQLiteConn)
+	// In WAL mode a read transaction takes its view of the database at its
+	// first read, not at BEGIN.
+	if _, err := sc.Exec("BEGIN; SELECT count(*) FROM sqlite_schema", nil); err != nil {
+		sc.Close()
+		d.mu.RUnlock()
+		return nil, fmt.Errorf("begin snapshot: %w", err)
+	}
+	return &Snapshot{d: d, c: sc}, nil
+}
+
+// WriteTo writes the pinned database to a new SQLite file at dst.
+func (s *Snapshot) WriteTo(dst string) error {
+	// The backup API uses the connection's open read transaction.
+	return backupConn(s.c, dst)
+}
+
+// Close ends the read transaction. It is safe to call more than once.
+func (s *Snapshot) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.c.Exec("ROLLBACK", nil) //nolint:errcheck // closing ends it anyway
+		err = s.c.Close()
+		s.d.mu.RUnlock()
+	})
+	return err
 }
 
 // BackupTo writes a consistent copy of the database to the file dst while

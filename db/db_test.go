@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -238,10 +239,17 @@ COMMIT;
 	if r := mustQuery(t, d2, "SELECT COUNT(*) FROM foo"); r.Values[0][0] != int64(1) {
 		t.Fatalf("after failed replace: %+v", r)
 	}
-	// Vacuumed backup and SnapshotTo produce valid files too.
+	// A vacuumed backup and a snapshot produce valid files too.
 	for _, f := range []func(string) error{
 		func(p string) error { return d.BackupTo(context.Background(), p, true) },
-		d.SnapshotTo,
+		func(p string) error {
+			snap, err := d.BeginSnapshot()
+			if err != nil {
+				return err
+			}
+			defer snap.Close()
+			return snap.WriteTo(p)
+		},
 	} {
 		p := filepath.Join(t.TempDir(), "copy.db")
 		if err := f(p); err != nil {
@@ -312,5 +320,41 @@ func TestEnvironmentErrorStopsApply(t *testing.T) {
 	}
 	if err := CheckPragmas(stmts("PRAGMA max_page_count = 8")); !errors.Is(err, ErrDisallowedPragma) {
 		t.Fatalf("max_page_count from a client: %v", err)
+	}
+}
+
+// A snapshot holds the database as it was at BeginSnapshot, while writes
+// go on, and a Replace waits for it to end.
+func TestSnapshotPinsState(t *testing.T) {
+	d := mustOpen(t)
+	mustApply(t, d, ModeExecute, stmts("CREATE TABLE t (v)", "INSERT INTO t VALUES(1)", "INSERT INTO t VALUES(2)"))
+	snap, err := d.BeginSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writes are not blocked by the open snapshot.
+	for i := range 200 {
+		mustApply(t, d, ModeExecute, stmts(fmt.Sprintf("INSERT INTO t VALUES(%d)", i+10)))
+	}
+	p := filepath.Join(t.TempDir(), "snap.db")
+	if err := snap.WriteTo(p); err != nil {
+		t.Fatal(err)
+	}
+	replaced := make(chan error, 1)
+	go func() { replaced <- d.Replace(p) }()
+	select {
+	case err := <-replaced:
+		t.Fatalf("Replace did not wait for the open snapshot: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := snap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snap.Close() // twice is fine
+	if err := <-replaced; err != nil {
+		t.Fatal(err)
+	}
+	if r := mustQuery(t, d, "SELECT COUNT(*) FROM t"); r.Values[0][0] != int64(2) {
+		t.Fatalf("snapshot holds %v rows, want the 2 from before it began", r.Values[0][0])
 	}
 }

@@ -200,19 +200,16 @@ func (f *fsm) lastStateChange(i uint64) uint64 {
 	return i
 }
 
-// Snapshot implements raft.FSM: it copies the database to a scratch file
-// (writes are paused meanwhile, since Apply runs on the same goroutine).
+// Snapshot implements raft.FSM. It only pins the database's current state
+// in a read transaction (Apply runs on this goroutine, so that state is
+// exactly the applied index); Persist copies it while writes go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	index, _ := f.appliedIndex()
-	p, err := tempName(f.tmp, "snapshot-*.db")
+	snap, err := f.db.BeginSnapshot()
 	if err != nil {
-		return nil, err
-	}
-	if err := f.db.SnapshotTo(p); err != nil {
-		os.Remove(p)
 		return nil, fmt.Errorf("snapshot database: %w", err)
 	}
-	return &fsmSnapshot{path: p, index: index, clusterID: f.getClusterID()}, nil
+	return &fsmSnapshot{snap: snap, tmp: f.tmp, index: index, clusterID: f.getClusterID()}, nil
 }
 
 // Restore implements raft.FSM: it replaces the database with a snapshot.
@@ -248,11 +245,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// fsmSnapshot is a database image waiting to be written to the snapshot store.
-// The stream is a header (8-byte little-endian applied index, 2-byte length
-// and the cluster ID) followed by the file.
+// fsmSnapshot is a pinned database state waiting to be written to the
+// snapshot store. The stream is a header (8-byte little-endian applied
+// index, 2-byte length and the cluster ID) followed by the database file.
 type fsmSnapshot struct {
-	path      string
+	snap      *db.Snapshot
+	tmp       string
 	index     uint64
 	clusterID string
 }
@@ -260,13 +258,24 @@ type fsmSnapshot struct {
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	err := func() error {
+		p, err := tempName(s.tmp, "snapshot-*.db")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(p)
+		if err := s.snap.WriteTo(p); err != nil {
+			return fmt.Errorf("snapshot database: %w", err)
+		}
+		// The copy is complete: let checkpoints and writers' WAL reuse
+		// go on while it streams.
+		s.snap.Close()
 		hdr := binary.LittleEndian.AppendUint64(nil, s.index)
 		hdr = binary.LittleEndian.AppendUint16(hdr, uint16(len(s.clusterID)))
 		hdr = append(hdr, s.clusterID...)
 		if _, err := sink.Write(hdr); err != nil {
 			return err
 		}
-		fd, err := os.Open(s.path)
+		fd, err := os.Open(p)
 		if err != nil {
 			return err
 		}
@@ -281,7 +290,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release implements raft.FSMSnapshot.
-func (s *fsmSnapshot) Release() { os.Remove(s.path) }
+func (s *fsmSnapshot) Release() { s.snap.Close() }
 
 func tempName(dir, pattern string) (string, error) {
 	fd, err := os.CreateTemp(dir, pattern)

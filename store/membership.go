@@ -219,7 +219,7 @@ func (s *Store) watch(r *raft.Raft, done <-chan struct{}) {
 	obsCh := make(chan raft.Observation, 64)
 	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
 			return true
 		}
 		return false
@@ -243,7 +243,11 @@ func (s *Store) watch(r *raft.Raft, done <-chan struct{}) {
 			case raft.ResumedHeartbeatObservation:
 				delete(failing, d.PeerID)
 			}
-			continue
+			if _, ok := o.Data.(raft.LeaderObservation); !ok {
+				continue
+			}
+			// A new leader records the cluster ID at once rather than at
+			// the next tick: a client may write (or snapshot) already.
 		case <-t.C:
 		}
 		if s.cfg.RemoveShutdown {
