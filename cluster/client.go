@@ -118,6 +118,16 @@ func (c *Client) Stepdown(ctx context.Context, target, id string) error {
 	return err
 }
 
+// ReadIndex asks the leader (found through target) for its commit index,
+// confirmed by a quorum round. It satisfies store.ReadIndexer.
+func (c *Client) ReadIndex(ctx context.Context, target string) (uint64, error) {
+	resp, err := c.leaderCall(ctx, target, &request{Type: typeReadIndex})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Index, nil
+}
+
 // NodeMeta returns the HTTP API URL and version of the node at addr.
 func (c *Client) NodeMeta(ctx context.Context, addr string) (apiURL, version string, err error) {
 	resp, err := c.call(ctx, addr, &request{Type: typeMeta})

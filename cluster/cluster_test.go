@@ -58,6 +58,14 @@ func (f *fakeManager) Remove(id string) error {
 	return nil
 }
 func (f *fakeManager) Stepdown(string) error { return nil }
+func (f *fakeManager) ReadIndex(context.Context) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leader != f.addr {
+		return 0, command.ErrNotLeader
+	}
+	return 42, nil
+}
 
 type testNode struct {
 	mgr *fakeManager
@@ -104,8 +112,15 @@ func TestJoinFollowsLeader(t *testing.T) {
 	if err != nil || url != "http://api-L" || ver != "v9" {
 		t.Fatalf("meta: %q %q %v", url, ver, err)
 	}
+	// A read index asked of the follower comes from the leader.
+	if idx, err := follower.cl.ReadIndex(ctx, follower.mgr.addr); err != nil || idx != 42 {
+		t.Fatalf("read index via follower: %d, %v", idx, err)
+	}
 	// No leader anywhere: the error says so instead of looping.
 	leader.mgr.leader, follower.mgr.leader = "", ""
+	if _, err := follower.cl.ReadIndex(ctx, follower.mgr.addr); !errors.Is(err, command.ErrNotLeader) {
+		t.Fatalf("read index with no leader: %v", err)
+	}
 	if err := follower.cl.Join(ctx, follower.mgr.addr, "n5", "h5:4002", true, ""); !errors.Is(err, command.ErrNotLeader) {
 		t.Fatalf("join with no leader: %v", err)
 	}
@@ -180,6 +195,10 @@ func TestCallsNeedPermissions(t *testing.T) {
 	}
 	if err := n.cl.Stepdown(ctx, n.mgr.addr, ""); err != nil {
 		t.Fatalf("stepdown with leader-ops: %v", err)
+	}
+	// read-index needs join or query; this user has neither.
+	if _, err := n.cl.ReadIndex(ctx, n.mgr.addr); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("read-index without join or query: %v", err)
 	}
 	if _, err := n.cl.notify(ctx, n.mgr.addr, &request{ID: "x", Addr: "y", Expect: 3}); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("notify without join: %v", err)

@@ -20,11 +20,12 @@ const maxFrame = 1 << 20
 
 // Message types.
 const (
-	typeJoin     = "join"
-	typeNotify   = "notify"
-	typeRemove   = "remove"
-	typeMeta     = "meta"
-	typeStepdown = "stepdown"
+	typeJoin      = "join"
+	typeNotify    = "notify"
+	typeRemove    = "remove"
+	typeMeta      = "meta"
+	typeStepdown  = "stepdown"
+	typeReadIndex = "read-index"
 )
 
 // request is one call. Fields not used by a type stay empty.
@@ -65,6 +66,8 @@ type response struct {
 	Formed bool     `json:"formed,omitempty"`
 	Expect int      `json:"expect,omitempty"`
 	Set    []string `json:"set,omitempty"`
+	// Read-index: the leader's confirmed commit index.
+	Index uint64 `json:"index,omitempty"`
 	// Meta.
 	APIURL  string `json:"api_url,omitempty"`
 	Version string `json:"version,omitempty"`

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,9 @@ type Manager interface {
 	Join(id, addr string, voter bool, clusterID string) error
 	Remove(id string) error
 	Stepdown(id string) error
+	// ReadIndex returns the leader's commit index once a quorum has
+	// confirmed that it still leads (for linearizable reads on followers).
+	ReadIndex(ctx context.Context) (uint64, error)
 }
 
 // Authorizer decides whether the sender of a call may do what a
@@ -50,7 +54,8 @@ type ServiceConfig struct {
 	// Auth, if set, checks the credentials each call carries: join and
 	// notify need "join" (a read replica's join also accepts
 	// "join-read-only" or "join-read-replica"), remove needs "remove",
-	// stepdown "leader-ops". Meta needs nothing.
+	// stepdown "leader-ops", read-index "join" or "query". Meta needs
+	// nothing.
 	Auth Authorizer
 }
 
@@ -168,6 +173,10 @@ func (s *Service) handle(req *request) *response {
 		err = s.mgr.Remove(req.ID)
 	case typeStepdown:
 		err = s.mgr.Stepdown(req.ID)
+	case typeReadIndex:
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		resp.Index, err = s.mgr.ReadIndex(ctx)
+		cancel()
 	case typeNotify:
 		resp.HasState, err = s.mgr.HasState()
 		s.mu.Lock()
@@ -213,6 +222,10 @@ func (s *Service) allowed(req *request) bool {
 		perms = []string{"remove"}
 	case typeStepdown:
 		perms = []string{"leader-ops"}
+	case typeReadIndex:
+		// Only an index is revealed; the follower has already checked its
+		// client's query permission. Any node credential will do.
+		perms = []string{"join", "query"}
 	default:
 		return true // answered "unknown request type"
 	}

@@ -145,6 +145,12 @@ func (s *Store) read(ctx context.Context, req *command.Request, opts command.Que
 			return nil, 0, err
 		}
 	case command.Linearizable:
+		if r.State() != raft.Leader {
+			if err := s.followerReadIndex(ctx, opts.LinearizableTimeout); err != nil {
+				return nil, 0, err
+			}
+			break
+		}
 		if err := s.readIndex(ctx, r, opts.LinearizableTimeout); err != nil {
 			return nil, 0, err
 		}
@@ -178,37 +184,70 @@ func (s *Store) checkFresh(r *raft.Raft, freshness time.Duration, strict bool) e
 // readIndex implements Raft's read-index protocol (section 6.4 of the Raft
 // thesis): note the commit index, confirm with a quorum that this node is
 // still the leader, then wait until the state machine has applied everything
-// up to the noted index. A new leader first waits until it has committed an
-// entry of its own term, since until then its commit index may be behind.
+// up to the noted index.
 func (s *Store) readIndex(ctx context.Context, r *raft.Raft, timeout time.Duration) error {
-	if r.State() != raft.Leader {
-		return ErrNotLeader
-	}
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	idx, err := s.confirmedIndex(ctx, r, deadline.C)
+	if err != nil {
+		return err
+	}
+	return s.waitApplied(ctx, idx, deadline.C)
+}
+
+// confirmedIndex is the leader's half of the read-index protocol: the commit
+// index, noted before a quorum confirmed that this node still leads. A new
+// leader first waits until it has committed an entry of its own term, since
+// until then its commit index may be behind.
+func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-chan time.Time) (uint64, error) {
+	if r.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
 	term := r.CurrentTerm()
 	idx := r.CommitIndex()
 	for !s.committedInTerm(idx, term) {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return fmt.Errorf("%w: leader has not committed an entry in its term", ErrTimeout)
+			return 0, ctx.Err()
+		case <-deadline:
+			return 0, fmt.Errorf("%w: leader has not committed an entry in its term", ErrTimeout)
 		case <-time.After(time.Millisecond):
 		}
 		if r.State() != raft.Leader || r.CurrentTerm() != term {
-			return ErrNotLeader
+			return 0, ErrNotLeader
 		}
 		idx = r.CommitIndex()
 	}
 	if err := r.VerifyLeader().Error(); err != nil {
-		return ErrNotLeader
+		return 0, ErrNotLeader
 	}
 	if r.CurrentTerm() != term {
-		return ErrStaleRead
+		return 0, ErrStaleRead
+	}
+	return idx, nil
+}
+
+// waitApplied waits until this node's state machine reflects every entry
+// up to idx. On a follower the entries may not be known to be committed
+// yet: the wait starts once the local commit index has reached idx (the
+// leader's confirmation round carries its commit index, so that is
+// normally already the case).
+func (s *Store) waitApplied(ctx context.Context, idx uint64, deadline <-chan time.Time) error {
+	r, err := s.raftNode()
+	if err != nil {
+		return err
+	}
+	for r.CommitIndex() < idx {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("%w: index %d not committed here yet", ErrTimeout, idx)
+		case <-time.After(time.Millisecond):
+		}
 	}
 	target := s.fsm.lastStateChange(idx)
 	select {
@@ -216,9 +255,26 @@ func (s *Store) readIndex(ctx context.Context, r *raft.Raft, timeout time.Durati
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-deadline.C:
+	case <-deadline:
 		return fmt.Errorf("%w: index %d: timeout waiting for fsm", ErrTimeout, target)
 	}
+}
+
+// ReadIndex is the leader's answer to a follower's read-index call: the
+// commit index confirmed by a quorum. A follower that has applied up to it
+// can serve a linearizable read from its own database.
+func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	r, err := s.raftNode()
+	if err != nil {
+		return 0, err
+	}
+	timeout := s.cfg.ApplyTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	return s.confirmedIndex(ctx, r, deadline.C)
 }
 
 // Ready reports whether the local database reflects at least everything

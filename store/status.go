@@ -69,6 +69,7 @@ func (s *Store) Stats() (map[string]any, error) {
 			"wal_size":      walSize,
 			"fk_constraint": s.cfg.ForeignKeys,
 		},
-		"raft_db_size": raftSize,
+		"raft_db_size":   raftSize,
+		"follower_reads": s.followerReadStats(),
 	}, nil
 }

@@ -146,6 +146,10 @@ type Config struct {
 	// I/O error, damaged database file). It must not return; nil panics.
 	// On restart the database is rebuilt from the snapshot and the log.
 	Fatal func(error)
+	// ReadIndexer, if set, lets a follower serve linearizable reads from
+	// its own database after asking the leader for a read index, instead
+	// of forwarding them (see followerReads).
+	ReadIndexer ReadIndexer
 }
 
 // DefaultConfig returns rqlite's defaults.
@@ -220,6 +224,8 @@ type Store struct {
 	done      chan struct{} // closed by Close to stop watch
 	wg        sync.WaitGroup
 	removed   chan struct{} // closed when this node is removed (RemoveShutdown)
+
+	followerReads followerReads
 }
 
 // New returns a Store for cfg. It does no I/O; call Open.

@@ -53,6 +53,22 @@ func TestJoinBothAddressForms(t *testing.T) {
 			t.Fatalf("%s read through follower: %d", level, c)
 		}
 	}
+	// A follower serves linearizable reads itself after a read-index call
+	// to the leader: every write acknowledged by the leader is visible in
+	// the very next linearizable read on the follower.
+	before, _ := n2.status("store.follower_reads.served_locally").(float64)
+	for i := 2; i <= 40; i++ {
+		if s, b := n1.Execute("", fmt.Sprintf(`["INSERT INTO t VALUES(%d)"]`, i)); s != 200 || strings.Contains(b, "error") {
+			t.Fatalf("write %d: %d %s", i, s, b)
+		}
+		s, b := n2.Query("SELECT MAX(x) FROM t", "&level=linearizable")
+		if s != 200 || !strings.Contains(b, fmt.Sprintf(`"values":[[%d]]`, i)) {
+			t.Fatalf("linearizable read on the follower after write %d: %d %s", i, s, b)
+		}
+	}
+	if after, _ := n2.status("store.follower_reads.served_locally").(float64); after < before+39 {
+		t.Fatalf("follower served %v of 39 linearizable reads locally (status %v)", after-before, n2.status("store.follower_reads"))
+	}
 	// level=none is served locally and converges.
 	waitFor(t, 10*time.Second, "replication to n3", func() bool {
 		s, b := n3.Query("SELECT COUNT(*) FROM t", "&level=none")

@@ -173,6 +173,16 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		fmt.Fprintf(stderr, "rqlited: %v\n", err)
 		os.Exit(exitFatal)
 	}
+	client := cluster.NewClient(clusterLayer, cfg.ClusterConnectTimeout)
+	if sec.joinAs != nil {
+		client.SetCredentials(sec.joinAs)
+	}
+	// Followers serve linearizable reads themselves after a read-index
+	// call to the leader, unless the leader would refuse the call (it
+	// checks -auth and this node has no -join-as credentials to send).
+	if sec.clusterAuth() == nil || sec.joinAs != nil {
+		sc.ReadIndexer = client
+	}
 	str, err := store.New(sc)
 	if err != nil {
 		return err
@@ -189,10 +199,6 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	apiURL := "http://" + cfg.HTTPAdvAddr
 	if sec.httpServer != nil {
 		apiURL = "https://" + cfg.HTTPAdvAddr
-	}
-	client := cluster.NewClient(clusterLayer, cfg.ClusterConnectTimeout)
-	if sec.joinAs != nil {
-		client.SetCredentials(sec.joinAs)
 	}
 	csvc := cluster.NewService(clusterLayer, str, cluster.ServiceConfig{APIURL: apiURL, Version: version, Auth: sec.clusterAuth()}, logger)
 	stopHUP := sec.reloadOnHUP(logger)
