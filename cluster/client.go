@@ -128,6 +128,19 @@ func (c *Client) ReadIndex(ctx context.Context, target string) (uint64, error) {
 	return resp.Index, nil
 }
 
+// Identify returns the Raft ID, advertised Raft address and cluster ID of
+// the node at addr.
+func (c *Client) Identify(ctx context.Context, addr string) (id, raftAddr, clusterID string, err error) {
+	resp, err := c.call(ctx, addr, &request{Type: typeMeta})
+	if err != nil {
+		return "", "", "", err
+	}
+	if err := respError(resp); err != nil {
+		return "", "", "", err
+	}
+	return resp.ID, resp.Addr, resp.ClusterID, nil
+}
+
 // NodeMeta returns the HTTP API URL and version of the node at addr.
 func (c *Client) NodeMeta(ctx context.Context, addr string) (apiURL, version string, err error) {
 	resp, err := c.call(ctx, addr, &request{Type: typeMeta})

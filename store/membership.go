@@ -261,6 +261,11 @@ func (s *Store) watch(r *raft.Raft, done <-chan struct{}) {
 		}
 		if r.State() != raft.Leader {
 			clear(failing)
+			if addr, _ := r.LeaderWithID(); addr != "" {
+				// A leader exists: it records members' new addresses, and
+				// a learnt address could only go stale here from now on.
+				s.addrs.clear()
+			}
 			continue
 		}
 		if s.fsm.getClusterID() == "" {
@@ -269,6 +274,7 @@ func (s *Store) watch(r *raft.Raft, done <-chan struct{}) {
 				s.logger.Warn("could not record cluster ID", "error", err)
 			}
 		}
+		s.fixAddresses(r)
 		s.reap(failing)
 	}
 }

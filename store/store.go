@@ -226,6 +226,7 @@ type Store struct {
 	removed   chan struct{} // closed when this node is removed (RemoveShutdown)
 
 	followerReads followerReads
+	addrs         addrBook
 }
 
 // New returns a Store for cfg. It does no I/O; call Open.
@@ -319,8 +320,10 @@ func (s *Store) Open() (retErr error) {
 		// heartbeats, never receives another entry (hashicorp/raft#612;
 		// found by the disk-full scenario of the fault matrix).
 		MaxRPCsInFlight: 1,
-		Timeout:         10 * time.Second,
-		Logger:          hl,
+		// Members found at new addresses before a leader could record them.
+		ServerAddressProvider: &s.addrs,
+		Timeout:               10 * time.Second,
+		Logger:                hl,
 	})
 	closers = append(closers, trans.Close)
 
@@ -355,6 +358,7 @@ func (s *Store) Open() (retErr error) {
 		return fmt.Errorf("start raft: %w", err)
 	}
 
+	s.addrs.setRaft(r)
 	s.lock, s.db, s.fsm, s.raft, s.boltLog, s.snaps, s.trans = lock, d, f, r, boltLog, snaps, trans
 	s.bootIndex = bootIndex
 	s.open = true

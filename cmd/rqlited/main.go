@@ -336,6 +336,16 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			}()
 		}
 		if provider != nil {
+			// If every member came back at a new address, no leader can be
+			// elected from the old configuration: find them through
+			// discovery while there is no leader.
+			finder := &cluster.PeerFinder{Book: str, Client: client, HTTP: httpClient, Addresses: provider,
+				Self: cfg.NodeID, Interval: cfg.RaftElection, Logger: logger}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				finder.Run(ctx)
+			}()
 			// Harmless if nothing changed; updates the leader's entry if this
 			// node restarted at a new address.
 			wg.Add(1)
@@ -356,10 +366,9 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			}()
 		}
 	case kvDisco != nil:
-		if err := kvDisco.Register(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		// Stopped while still registering: carry on to the shutdown
+		// steps below, which may have a cluster to leave already.
+		if err := kvDisco.Register(ctx); err != nil && ctx.Err() == nil {
 			return err
 		}
 	case provider == nil:
@@ -371,17 +380,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			return err
 		}
 	case boot != nil:
-		if err := boot.Run(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if err := boot.Run(ctx); err != nil && ctx.Err() == nil {
 			return err
 		}
 	default:
-		if _, err := joiner.Join(ctx, cfg.JoinAddrs); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if _, err := joiner.Join(ctx, cfg.JoinAddrs); err != nil && ctx.Err() == nil {
 			if errors.Is(err, cluster.ErrJoinSelf) {
 				return fmt.Errorf("-join: %w (to start a new cluster, leave out -join)", err)
 			}
@@ -394,7 +397,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	case <-str.Removed():
 	}
 	logger.Info("shutting down")
-	if cfg.RaftClusterRemoveShut {
+	if cfg.RaftClusterRemoveShut && str.IsMember(cfg.NodeID) {
 		removeSelf(str, client, cfg.NodeID, logger)
 	}
 	return nil

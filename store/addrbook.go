@@ -1,0 +1,154 @@
+package store
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+var errNoLearntAddr = errors.New("server not in the configuration")
+
+// addrBook holds addresses of cluster members learnt outside the Raft
+// configuration: when every node of a cluster comes back at a new address,
+// each configuration still lists the old ones, so no vote request reaches
+// anyone and no leader can be elected to record the new addresses. The
+// transport dials an address from the book before the configured one; once
+// a leader is elected it rewrites the configuration, and the entry goes.
+type addrBook struct {
+	mu sync.RWMutex
+	m  map[raft.ServerID]raft.ServerAddress
+	r  *raft.Raft // set once Raft runs; the configuration's addresses
+}
+
+// ServerAddr implements raft.ServerAddressProvider: a learnt address, else
+// the one in the latest configuration. (An error would also make the
+// transport use the configured address, but it logs a warning each time.)
+func (b *addrBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	b.mu.RLock()
+	a, ok := b.m[id]
+	r := b.r
+	b.mu.RUnlock()
+	if ok {
+		return a, nil
+	}
+	if r != nil {
+		if f := r.GetConfiguration(); f.Error() == nil {
+			for _, srv := range f.Configuration().Servers {
+				if srv.ID == id {
+					return srv.Address, nil
+				}
+			}
+		}
+	}
+	return "", errNoLearntAddr
+}
+
+func (b *addrBook) setRaft(r *raft.Raft) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.r = r
+}
+
+func (b *addrBook) clear() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.m)
+}
+
+func (b *addrBook) set(id raft.ServerID, addr raft.ServerAddress) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[raft.ServerID]raft.ServerAddress{}
+	}
+	if b.m[id] == addr {
+		return false
+	}
+	b.m[id] = addr
+	return true
+}
+
+func (b *addrBook) drop(id raft.ServerID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, id)
+}
+
+func (b *addrBook) entries() map[raft.ServerID]raft.ServerAddress {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make(map[raft.ServerID]raft.ServerAddress, len(b.m))
+	for k, v := range b.m {
+		out[k] = v
+	}
+	return out
+}
+
+// LearnPeer records that the member with Raft ID id now answers at addr
+// (found through discovery while the configuration still has another
+// address for it). It reports whether that was news. IDs that are not in
+// the configuration, and this node's own ID, are ignored.
+func (s *Store) LearnPeer(id, addr string) bool {
+	r, err := s.raftNode()
+	if err != nil || id == "" || addr == "" || id == s.cfg.NodeID {
+		return false
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) != id {
+			continue
+		}
+		if string(srv.Address) == addr {
+			s.addrs.drop(srv.ID)
+			return false
+		}
+		return s.addrs.set(srv.ID, raft.ServerAddress(addr))
+	}
+	return false
+}
+
+// fixAddresses runs on the leader: it rewrites configuration entries whose
+// member was found at another address (see addrBook), including this
+// node's own entry if it came back at a new address.
+func (s *Store) fixAddresses(r *raft.Raft) {
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	book := s.addrs.entries()
+	for _, srv := range f.Configuration().Servers {
+		want := book[srv.ID]
+		if srv.ID == raft.ServerID(s.cfg.NodeID) {
+			want = raft.ServerAddress(s.cfg.Addr)
+		}
+		if want == "" {
+			continue
+		}
+		if want == srv.Address {
+			s.addrs.drop(srv.ID)
+			continue
+		}
+		var err error
+		if srv.ID == raft.ServerID(s.cfg.NodeID) {
+			// No replication runs to the leader itself, so its entry can be
+			// rewritten in place.
+			err = r.AddVoter(srv.ID, want, 0, s.cfg.ApplyTimeout).Error()
+		} else {
+			// Through remove-and-add, as a join at a new address does:
+			// rewriting the address of a peer that is being replicated to
+			// races in hashicorp/raft 1.7 (startStopReplication writes the
+			// peer while the replication goroutine reads it).
+			err = s.Join(string(srv.ID), string(want), srv.Suffrage == raft.Voter, "")
+		}
+		if err != nil {
+			s.logger.Warn("could not record a member's new address", "id", srv.ID, "old", srv.Address, "new", want, "error", err)
+			return
+		}
+		s.logger.Info("recorded a member's new address", "id", srv.ID, "old", srv.Address, "new", want)
+		s.addrs.drop(srv.ID)
+	}
+}
