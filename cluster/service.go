@@ -136,17 +136,31 @@ func (s *Service) Close() error {
 	return err
 }
 
+// idleTimeout is how long a connection may wait for its next call: the
+// read-index calls of followers keep their connections (Client.pooledCall).
+const idleTimeout = time.Minute
+
 func (s *Service) serve(c net.Conn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(s.cfg.Timeout))
-	var req request
-	if err := readFrame(c, &req); err != nil {
-		s.logger.Debug("bad cluster request", "remote", c.RemoteAddr().String(), "error", err)
-		return
-	}
-	resp := s.handle(&req)
-	if err := writeFrame(c, resp); err != nil {
-		s.logger.Debug("cluster response not sent", "remote", c.RemoteAddr().String(), "error", err)
+	for first := true; ; first = false {
+		wait := s.cfg.Timeout
+		if !first {
+			wait = idleTimeout
+		}
+		c.SetDeadline(time.Now().Add(wait))
+		var req request
+		if err := readFrame(c, &req); err != nil {
+			if first {
+				s.logger.Debug("bad cluster request", "remote", c.RemoteAddr().String(), "error", err)
+			}
+			return
+		}
+		c.SetDeadline(time.Now().Add(s.cfg.Timeout))
+		resp := s.handle(&req)
+		if err := writeFrame(c, resp); err != nil {
+			s.logger.Debug("cluster response not sent", "remote", c.RemoteAddr().String(), "error", err)
+			return
+		}
 	}
 }
 

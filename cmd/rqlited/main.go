@@ -174,6 +174,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		os.Exit(exitFatal)
 	}
 	client := cluster.NewClient(clusterLayer, cfg.ClusterConnectTimeout)
+	defer client.Close()
 	if sec.joinAs != nil {
 		client.SetCredentials(sec.joinAs)
 	}
