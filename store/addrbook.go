@@ -19,6 +19,10 @@ type addrBook struct {
 	mu sync.RWMutex
 	m  map[raft.ServerID]raft.ServerAddress
 	r  *raft.Raft // set once Raft runs; the configuration's addresses
+	// This node (Raft encodes its own address through the provider too,
+	// also before the configuration lists it).
+	selfID   raft.ServerID
+	selfAddr raft.ServerAddress
 }
 
 // ServerAddr implements raft.ServerAddressProvider: a learnt address, else
@@ -28,7 +32,11 @@ func (b *addrBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	b.mu.RLock()
 	a, ok := b.m[id]
 	r := b.r
+	self := id == b.selfID && b.selfAddr != ""
 	b.mu.RUnlock()
+	if self {
+		return b.selfAddr, nil
+	}
 	if ok {
 		return a, nil
 	}
@@ -48,6 +56,12 @@ func (b *addrBook) setRaft(r *raft.Raft) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.r = r
+}
+
+func (b *addrBook) setSelf(id, addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.selfID, b.selfAddr = raft.ServerID(id), raft.ServerAddress(addr)
 }
 
 func (b *addrBook) clear() {

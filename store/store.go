@@ -311,6 +311,7 @@ func (s *Store) Open() (retErr error) {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	s.addrs.setSelf(s.cfg.NodeID, s.cfg.Addr)
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftLayer{Layer: s.cfg.Layer, adv: advertisedAddr(s.cfg.Addr)},
 		MaxPool: 5,

@@ -15,12 +15,7 @@ import (
 func sharedPort(t testing.TB, ips ...string) string {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		ln.Close()
+		_, port, _ := net.SplitHostPort(freePort(t))
 		ok := true
 		for _, ip := range ips {
 			l, err := net.Listen("tcp", net.JoinHostPort(ip, port))
