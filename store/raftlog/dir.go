@@ -11,3 +11,15 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// writeZeros fills f from offset from up to size with zeros.
+func writeZeros(f *os.File, from, size int64) error {
+	zeros := make([]byte, 1<<20)
+	for off := from; off < size; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -15,3 +15,16 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// preallocate makes f size bytes long with its blocks reserved, using
+// fallocate where the file system has it and zeros where it does not.
+func preallocate(f *os.File, from, size int64) error {
+	err := syscall.Fallocate(int(f.Fd()), 0, from, size-from)
+	if err == nil {
+		return nil
+	}
+	if err != syscall.EOPNOTSUPP && err != syscall.ENOSYS {
+		return err
+	}
+	return writeZeros(f, from, size)
+}

@@ -5,3 +5,5 @@ package raftlog
 import "os"
 
 func fdatasync(f *os.File) error { return f.Sync() }
+
+func preallocate(f *os.File, from, size int64) error { return writeZeros(f, from, size) }
