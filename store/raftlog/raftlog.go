@@ -219,14 +219,8 @@ func (s *Store) init() error {
 					if err != nil {
 						return err
 					}
-					for _, e := range entries {
-						idx, err := entryIndex(e)
-						if err != nil {
-							return err
-						}
-						if err := b.Put(uint64Key(idx), e); err != nil {
-							return err
-						}
+					if err := putEntries(b, entries); err != nil {
+						return err
 					}
 				}
 			}
@@ -430,16 +424,7 @@ func (s *Store) storeDirect(entries [][]byte) error {
 		return err
 	}
 	return s.rewrite(func(b *bbolt.Bucket) error {
-		for _, e := range entries {
-			idx, err := entryIndex(e)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(uint64Key(idx), e); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putEntries(b, entries)
 	}, func() {
 		if s.first == 0 {
 			s.first = first
@@ -480,15 +465,13 @@ func (s *Store) rewrite(change func(*bbolt.Bucket) error, update func()) error {
 		s.mu.RUnlock()
 		return ErrClosed
 	}
-	keys, vals := s.pendingSorted(func(pendingEntry) bool { return true })
+	_, vals := s.pendingSorted(func(pendingEntry) bool { return true })
 	s.mu.RUnlock()
 	err := s.bolt.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLog)
 		b.FillPercent = 0.95
-		for i, k := range keys {
-			if err := b.Put(uint64Key(k), vals[i]); err != nil {
-				return err
-			}
+		if err := putEntries(b, vals); err != nil {
+			return err
 		}
 		if err := change(b); err != nil {
 			return err
@@ -572,10 +555,8 @@ func (s *Store) flushFrozen() error {
 	err := s.bolt.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLog)
 		b.FillPercent = 0.95
-		for i, k := range keys {
-			if err := b.Put(uint64Key(k), vals[i]); err != nil {
-				return err
-			}
+		if err := putEntries(b, vals); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyFlushed, uint64Key(old.gen))
 	})
@@ -692,4 +673,18 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: stable key %q holds %d bytes, not 8", errCorrupt, key, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
+}
+
+// putEntries stores encoded entries under their indexes.
+func putEntries(b *bbolt.Bucket, entries [][]byte) error {
+	for _, e := range entries {
+		idx, err := entryIndex(e)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(uint64Key(idx), e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
