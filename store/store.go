@@ -354,7 +354,7 @@ func (s *Store) Open() (retErr error) {
 	if err != nil {
 		return fmt.Errorf("read Raft log: %w", err)
 	}
-	r, err := raft.NewRaft(rc, f, logStore, boltLog, snaps, trans)
+	r, err := raft.NewRaft(rc, f, logStore, stableStore{boltLog, s.cfg.Fatal}, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

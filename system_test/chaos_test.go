@@ -72,6 +72,21 @@ func fill(t *testing.T, dir string) string {
 	}
 }
 
+// readOnly makes everything in dir (and dir itself) immutable, so that
+// even writes through files the node already has open fail (EPERM), as on
+// a disk that has gone read-only; the returned function undoes it. It is
+// also undone at cleanup, so the test can remove the directory.
+func readOnly(t *testing.T, dir string) func() {
+	t.Helper()
+	undo := func() { exec.Command("chattr", "-R", "-i", dir).Run() }
+	if out, err := exec.Command("chattr", "-R", "+i", dir).CombinedOutput(); err != nil {
+		undo()
+		t.Skipf("chattr +i not possible on %s (needs root and a file system with the immutable flag): %v %s", dir, err, out)
+	}
+	t.Cleanup(undo)
+	return undo
+}
+
 // mountSmall puts dir on a tmpfs of size bytes, unmounted at cleanup
 // (registered before the node's, so it runs after the process is gone).
 func mountSmall(t *testing.T, dir string, size int) {
@@ -421,6 +436,15 @@ var scenarios = []scenario{
 		p := fill(c.t, l.Dir)
 		return func() { os.Remove(p); restartIfExited(c.t, l) }
 	}, true},
+	{"read-only-follower", false, func(c *chaosCluster, l *Node) func() {
+		f := c.nodes.followers(l)[c.rng.Intn(2)]
+		undo := readOnly(c.t, f.Dir)
+		return func() { undo(); restartIfExited(c.t, f) }
+	}, false},
+	{"read-only-leader", false, func(c *chaosCluster, l *Node) func() {
+		undo := readOnly(c.t, l.Dir)
+		return func() { undo(); restartIfExited(c.t, l) }
+	}, false},
 }
 
 // chaosResult is one scenario's outcome, for the report.
