@@ -50,6 +50,11 @@ type KV interface {
 	Replace(ctx context.Context, r Record, version uint64) (bool, error)
 	// Watch returns when the key's version moves past version, or ctx ends.
 	Watch(ctx context.Context, version uint64) error
+	// PutMember records a node's current address under the members
+	// prefix next to the leader key (one entry per node ID, no lease).
+	PutMember(ctx context.Context, r Record) error
+	// Members lists the member entries.
+	Members(ctx context.Context) ([]Record, error)
 	// Close releases the session or lease and the connection.
 	Close() error
 }
@@ -323,6 +328,49 @@ func (s *Service) Rejoin(ctx context.Context) {
 	if lastErr != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		s.logger.Info("re-join through the leader key did not complete (fine if the cluster already has this node's address)", "error", lastErr)
 	}
+}
+
+// Publish records this node's current address in the store's member list,
+// retrying until it succeeds or ctx ends. The list is how the other nodes
+// find this one if every node of the cluster comes back at a new address
+// (the leader key only names the old leader's).
+func (s *Service) Publish(ctx context.Context) {
+	backoff := 200 * time.Millisecond
+	logged := false
+	for ctx.Err() == nil {
+		r := s.record()
+		r.Term = 0
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.kv.PutMember(pctx, r)
+		cancel()
+		if err == nil {
+			return
+		}
+		if !logged && ctx.Err() == nil {
+			s.logger.Warn("cannot record this node's address in the store's member list; retrying "+
+				"(the cluster works without it, but could not find its members again if all of them came back at new addresses)", "error", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// Lookup returns the addresses in the store's member list. It satisfies
+// cluster.AddressProvider.
+func (s *Service) Lookup(ctx context.Context) ([]string, error) {
+	members, err := s.kv.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		out = append(out, m.Addr)
+	}
+	return out, nil
 }
 
 func (s *Service) ctxErr(ctx context.Context) error {

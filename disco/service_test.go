@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,27 @@ type memKV struct {
 	version uint64
 	held    bool
 	writes  int
+	members map[string]Record
+}
+
+func (m *memKV) PutMember(_ context.Context, r Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.members == nil {
+		m.members = map[string]Record{}
+	}
+	m.members[r.ID] = r
+	return nil
+}
+
+func (m *memKV) Members(context.Context) ([]Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Record
+	for _, r := range m.members {
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 var _ KV = (*memKV)(nil)
@@ -223,5 +245,25 @@ func TestSetPhaseWarningRateLimited(t *testing.T) {
 	s.setPhase("reporting leadership", errors.New("other"))
 	if n := len(entered); n != 3 {
 		t.Fatalf("%d warnings logged, want 3 (repeated after the interval)", n)
+	}
+}
+
+// Each node records its own current address in the member list, where a
+// node that finds no leader looks for the others (Lookup).
+func TestPublishAndLookupMembers(t *testing.T) {
+	kv := &memKV{}
+	for _, n := range []*fakeNode{{id: "n1", addr: "10.0.0.1:4002"}, {id: "n2", addr: "10.0.0.2:4002"}} {
+		newTestService(kv, n).Publish(context.Background())
+	}
+	// n1 comes back at a new address: its entry is replaced, not added.
+	s := newTestService(kv, &fakeNode{id: "n1", addr: "10.0.9.1:4002"})
+	s.Publish(context.Background())
+	got, err := s.Lookup(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{"10.0.0.2:4002", "10.0.9.1:4002"}; !slices.Equal(got, want) {
+		t.Fatalf("Lookup = %v, want %v", got, want)
 	}
 }

@@ -135,11 +135,6 @@ func testAllNewAddresses(t *testing.T, mc *mcluster, graceful bool) {
 		mc.setArgs(n, 3, mc.advs(c...))
 	}
 	mc.publish(c...)
-	if isKV(mc.mode) {
-		// The KV store holds only the leader's (old) address: there is
-		// nothing to find the other members through.
-		matrixDefect(t, id, mc.mode, "no leader ever, no error: the Raft configuration keeps the old addresses and the KV store has only the old leader's (as in rqlite)")
-	}
 	restartAll(c)
 	leader := c.waitOneCluster(t, 30*time.Second)
 	if s, b := leader.Execute("", `["INSERT INTO t VALUES(2)"]`); s != 200 || strings.Contains(b, "error") {
@@ -158,7 +153,14 @@ func testAllNewAddresses(t *testing.T, mc *mcluster, graceful bool) {
 	for _, n := range c {
 		waitData(t, n, 2)
 	}
-	matrix(t, id, mc.mode, "one cluster at the new addresses, with its data: members are found through discovery while there is no leader, and the new leader records their addresses")
+	how := "the -join list"
+	switch {
+	case isKV(mc.mode):
+		how = "the store's member list"
+	case mc.mode != "join":
+		how = "DNS"
+	}
+	matrix(t, id, mc.mode, "one cluster at the new addresses, with its data: members are found through "+how+" while there is no leader, and the new leader records their addresses")
 }
 
 // S5: a node's data directory is wiped and it restarts with the same ID

@@ -327,26 +327,39 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	switch {
 	case hasState:
 		logger.Info("existing state found: restarting into the cluster", "dir", dir, "cluster-id", str.ClusterID())
-		if kvDisco != nil {
-			// As with DNS below: tell the leader this node's address, in
-			// case it changed or the node was removed while away.
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				kvDisco.Rejoin(ctx)
-			}()
-		}
+		// If every member came back at a new address, no leader can be
+		// elected from the old configuration: find them through discovery
+		// (the -join list, DNS, or the KV store's member list) while there
+		// is no leader.
+		var members cluster.AddressProvider
 		if provider != nil {
-			// If every member came back at a new address, no leader can be
-			// elected from the old configuration: find them through
-			// discovery while there is no leader.
-			finder := &cluster.PeerFinder{Book: str, Client: client, HTTP: httpClient, Addresses: provider,
+			members = provider
+		} else if kvDisco != nil {
+			members = kvDisco
+		}
+		if members != nil {
+			finder := &cluster.PeerFinder{Book: str, Client: client, HTTP: httpClient, Addresses: members,
 				Self: cfg.NodeID, Interval: cfg.RaftElection, Logger: logger}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				finder.Run(ctx)
 			}()
+		}
+		if kvDisco != nil {
+			// As with DNS below: tell the leader this node's address, in
+			// case it changed or the node was removed while away.
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				kvDisco.Rejoin(ctx)
+			}()
+			go func() {
+				defer wg.Done()
+				kvDisco.Publish(ctx)
+			}()
+		}
+		if provider != nil {
 			// Harmless if nothing changed; updates the leader's entry if this
 			// node restarted at a new address.
 			wg.Add(1)
@@ -367,6 +380,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			}()
 		}
 	case kvDisco != nil:
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kvDisco.Publish(ctx)
+		}()
 		// Stopped while still registering: carry on to the shutdown
 		// steps below, which may have a cluster to leave already.
 		if err := kvDisco.Register(ctx); err != nil && ctx.Err() == nil {

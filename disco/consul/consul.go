@@ -280,6 +280,40 @@ func (c *Client) Get(ctx context.Context) (disco.Entry, error) {
 	return disco.Entry{Record: &r, Version: p.ModifyIndex, Held: p.Session != ""}, nil
 }
 
+// membersPrefix is <disco-key>/members/.
+func (c *Client) membersPrefix() string {
+	return strings.TrimSuffix(c.key, "leader") + "members/"
+}
+
+// PutMember implements disco.KV.
+func (c *Client) PutMember(ctx context.Context, r disco.Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	key := c.membersPrefix() + r.ID
+	if _, err := c.c.KV().Put(&api.KVPair{Key: key, Value: b}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("consul write %s: %w", key, err)
+	}
+	return nil
+}
+
+// Members implements disco.KV.
+func (c *Client) Members(ctx context.Context) ([]disco.Record, error) {
+	pairs, _, err := c.c.KV().List(c.membersPrefix(), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("consul list %s: %w", c.membersPrefix(), err)
+	}
+	var out []disco.Record
+	for _, p := range pairs {
+		var r disco.Record
+		if json.Unmarshal(p.Value, &r) == nil && r.Addr != "" {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 func (c *Client) lock(ctx context.Context, r disco.Record, check *api.KVTxnOp) (bool, error) {
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -488,6 +488,48 @@ func (c *Client) Replace(ctx context.Context, r disco.Record, version uint64) (b
 	return c.put(ctx, r, clientv3.Compare(clientv3.ModRevision(c.key), "=", int64(version)))
 }
 
+// membersPrefix is /<disco-key>/members/.
+func (c *Client) membersPrefix() string {
+	return strings.TrimSuffix(c.key, "leader") + "members/"
+}
+
+// PutMember implements disco.KV.
+func (c *Client) PutMember(ctx context.Context, r disco.Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	cli, err := c.conn(ctx)
+	if err != nil {
+		return err
+	}
+	key := c.membersPrefix() + r.ID
+	if _, err := cli.Put(ctx, key, string(b)); err != nil {
+		return fmt.Errorf("etcd write %s: %w", key, c.diag.annotate(err))
+	}
+	return nil
+}
+
+// Members implements disco.KV.
+func (c *Client) Members(ctx context.Context) ([]disco.Record, error) {
+	cli, err := c.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cli.Get(ctx, c.membersPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd list %s: %w", c.membersPrefix(), c.diag.annotate(err))
+	}
+	var out []disco.Record
+	for _, kv := range resp.Kvs {
+		var r disco.Record
+		if json.Unmarshal(kv.Value, &r) == nil && r.Addr != "" {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // Watch implements disco.KV.
 func (c *Client) Watch(ctx context.Context, version uint64) error {
 	cli, err := c.conn(ctx)
