@@ -358,3 +358,80 @@ func TestSnapshotPinsState(t *testing.T) {
 		t.Fatalf("snapshot holds %v rows, want the 2 from before it began", r.Values[0][0])
 	}
 }
+
+// A group of requests applied in one transaction gives exactly the
+// results, and the data, of applying them one at a time, each with its own
+// clock and seed.
+func TestApplyGroupMatchesApply(t *testing.T) {
+	setup := stmts("CREATE TABLE t (v INTEGER UNIQUE, w, r, ts)")
+	reqs := []*command.Request{
+		stmts("INSERT INTO t VALUES(1, 'a', random(), datetime('now'))"),
+		stmts("INSERT INTO t VALUES(1, 'dup', 0, 0)", "INSERT INTO t VALUES(2, 'b', randomblob(4), CURRENT_TIMESTAMP)"),
+		stmts("INSERT INTO nope VALUES(1)"),
+		stmts("UPDATE t SET w = 'c' WHERE v = 2 RETURNING w"),
+		stmts("SELECT COUNT(*) FROM t"),
+		stmts("DELETE FROM t WHERE v = 1"),
+	}
+	envs := make([]Env, len(reqs))
+	for i := range envs {
+		envs[i] = Env{Time: time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC), Seed: uint64(1000 + i)}
+	}
+	strip := func(res []command.Result) []command.Result {
+		for i := range res {
+			res[i].Time = 0
+		}
+		return res
+	}
+	a, b := mustOpen(t), mustOpen(t)
+	mustApply(t, a, ModeExecute, setup)
+	mustApply(t, b, ModeExecute, setup)
+	for i, req := range reqs {
+		if !Groupable(req) {
+			t.Fatalf("request %d not groupable", i)
+		}
+	}
+	grouped, ok, err := a.ApplyGroup(envs, reqs)
+	if err != nil || !ok {
+		t.Fatalf("ApplyGroup: ok %v, %v", ok, err)
+	}
+	for i, req := range reqs {
+		res, err := b.Apply(envs[i], ModeExecute, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := strip(grouped[i]); !reflect.DeepEqual(g, strip(res)) {
+			t.Fatalf("request %d grouped:\n%+v\nalone:\n%+v", i, g, res)
+		}
+	}
+	q := "SELECT v, w, hex(r), ts FROM t ORDER BY v"
+	if ra, rb := mustQuery(t, a, q), mustQuery(t, b, q); !reflect.DeepEqual(ra, rb) {
+		t.Fatalf("data differs:\ngrouped %+v\nalone %+v", ra, rb)
+	}
+}
+
+// When SQLite ends the whole transaction (RAISE(ROLLBACK), INSERT OR
+// ROLLBACK) or the commit fails (a deferred foreign key), the group is not
+// applied at all and says so.
+func TestApplyGroupRefusesWhatItCannotGroup(t *testing.T) {
+	d, err := Open(Config{Path: filepath.Join(t.TempDir(), "db.sqlite"), ForeignKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	mustApply(t, d, ModeExecute, stmts("CREATE TABLE t (v INTEGER PRIMARY KEY)",
+		"CREATE TABLE bad (v)", "CREATE TRIGGER no AFTER INSERT ON bad BEGIN SELECT RAISE(ROLLBACK, 'never'); END",
+		"CREATE TABLE child (p REFERENCES t(v) DEFERRABLE INITIALLY DEFERRED)"))
+	for name, last := range map[string]*command.Request{
+		"raise rollback":     stmts("INSERT INTO bad VALUES(1)"),
+		"or rollback":        stmts("INSERT INTO t VALUES(1)", "INSERT OR ROLLBACK INTO t VALUES(1)"),
+		"deferred fk at end": stmts("INSERT INTO child VALUES(42)"),
+	} {
+		_, ok, err := d.ApplyGroup([]Env{{}, {}}, []*command.Request{stmts("INSERT INTO t VALUES(7)"), last})
+		if err != nil || ok {
+			t.Fatalf("%s: ok %v, err %v; want not ok", name, ok, err)
+		}
+		if r := mustQuery(t, d, "SELECT COUNT(*) FROM t"); r.Values[0][0] != int64(0) {
+			t.Fatalf("%s: the refused group left %v rows", name, r.Values[0][0])
+		}
+	}
+}
