@@ -126,91 +126,36 @@ func groupable(req *command.Request) bool {
 // transaction (an I/O or memory error), nothing of it is kept and ok is
 // false, so the caller runs the request again statement by statement.
 func runGrouped(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) ([]command.Result, bool) {
-	res, ok := runGroup(ctx, c, mode, []*command.Request{req}, nil)
-	if !ok {
-		return nil, false
-	}
-	return res[0], true
-}
-
-// runGroup runs the statements of reqs in one transaction, each statement
-// in its own savepoint (see runGrouped). before, if set, runs before the
-// statements of each request (to set that request's clock and seed).
-func runGroup(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, reqs []*command.Request, before func(int)) ([][]command.Result, bool) {
 	if _, err := c.Exec("BEGIN", nil); err != nil {
 		return nil, false
 	}
-	all := make([][]command.Result, len(reqs))
-	for k, req := range reqs {
-		if before != nil {
-			before(k)
+	results := make([]command.Result, 0, len(req.Statements))
+	for i := range req.Statements {
+		if _, err := c.Exec("SAVEPOINT rqs", nil); err != nil {
+			c.Exec("ROLLBACK", nil) //nolint:errcheck
+			return nil, false
 		}
-		results := make([]command.Result, 0, len(req.Statements))
-		for i := range req.Statements {
-			if _, err := c.Exec("SAVEPOINT rqs", nil); err != nil {
+		r := runStatement(ctx, c, mode, &req.Statements[i])
+		if c.AutoCommit() {
+			return nil, false // SQLite rolled the whole transaction back
+		}
+		if r.Error != "" {
+			if _, err := c.Exec("ROLLBACK TO rqs", nil); err != nil {
 				c.Exec("ROLLBACK", nil) //nolint:errcheck
 				return nil, false
 			}
-			r := runStatement(ctx, c, mode, &req.Statements[i])
-			if c.AutoCommit() {
-				return nil, false // SQLite rolled the whole transaction back
-			}
-			if r.Error != "" {
-				if _, err := c.Exec("ROLLBACK TO rqs", nil); err != nil {
-					c.Exec("ROLLBACK", nil) //nolint:errcheck
-					return nil, false
-				}
-			}
-			if _, err := c.Exec("RELEASE rqs", nil); err != nil {
-				c.Exec("ROLLBACK", nil) //nolint:errcheck
-				return nil, false
-			}
-			results = append(results, r)
 		}
-		all[k] = results
+		if _, err := c.Exec("RELEASE rqs", nil); err != nil {
+			c.Exec("ROLLBACK", nil) //nolint:errcheck
+			return nil, false
+		}
+		results = append(results, r)
 	}
 	if _, err := c.Exec("COMMIT", nil); err != nil {
 		c.Exec("ROLLBACK", nil) //nolint:errcheck
 		return nil, false
 	}
-	return all, true
-}
-
-// Groupable reports whether req can be applied as part of a group
-// (ApplyGroup): no ?transaction, and only statements that may run inside
-// an enclosing transaction.
-func Groupable(req *command.Request) bool {
-	return !req.Transaction && len(req.Statements) > 0 && groupable(req)
-}
-
-// ApplyGroup applies several write requests (each Groupable) in one SQLite
-// transaction, each statement in its own savepoint, with each request's
-// own clock and seed: the results are those Apply would give one request
-// at a time, with one commit instead of one per request. ok is false when
-// the group could not be applied as one (SQLite ended the transaction, as
-// INSERT OR ROLLBACK or RAISE(ROLLBACK) do, or the commit failed, as on a
-// deferred foreign key); nothing of it is then kept, and the caller applies
-// the requests one by one with Apply. Like Apply, only the FSM calls it.
-func (d *DB) ApplyGroup(envs []Env, reqs []*command.Request) (results [][]command.Result, ok bool, err error) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if d.closed {
-		return nil, false, ErrClosed
-	}
-	defer setFixedTime(time.Time{})
-	defer d.rand.unseed()
-	ctx, failed := withEnvSlot(context.Background())
-	results, ok = runGroup(ctx, d.writer, ModeExecute, reqs, func(k int) {
-		setFixedTime(envs[k].Time)
-		d.rand.seed(envs[k].Seed)
-	})
-	if failed.err != nil {
-		if !d.writer.AutoCommit() {
-			d.execRaw("ROLLBACK") //nolint:errcheck // the environment error is what matters
-		}
-		return nil, false, errors.Join(ErrEnvironment, failed.err)
-	}
-	return results, ok, nil
+	return results, true
 }
 
 func runEach(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) []command.Result {

@@ -115,53 +115,6 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 }
 
-// ApplyBatch implements raft.BatchingFSM. Runs of two or more plain write
-// requests (no ?transaction, only statements that can run inside a
-// transaction) are applied in one SQLite transaction (db.ApplyGroup), with
-// exactly the results of applying them one by one; everything else, and a
-// run the database could not apply as one, goes through Apply. The applied
-// index moves only once a run has committed, so no reader waiting for it
-// runs before its data is visible.
-func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
-	out := make([]any, len(logs))
-	for i := 0; i < len(logs); {
-		j, envs, reqs := i, []db.Env(nil), []*command.Request(nil)
-		for ; j < len(logs) && logs[j].Type == raft.LogCommand; j++ {
-			c, err := command.Decode(logs[j].Data)
-			if err != nil || c.Type != command.TypeExecute || !db.Groupable(&c.Request) {
-				break
-			}
-			envs = append(envs, db.Env{Time: c.Time, Seed: c.Seed})
-			reqs = append(reqs, &c.Request)
-		}
-		if len(reqs) >= 2 {
-			res, ok, err := f.db.ApplyGroup(envs, reqs)
-			if errors.Is(err, db.ErrEnvironment) {
-				f.stop(fmt.Errorf("log entries %d-%d: %w", logs[i].Index, logs[j-1].Index, err))
-			}
-			if ok {
-				for k := range res {
-					out[i+k] = &fsmResponse{results: res[k]}
-				}
-				f.setIndex(logs[j-1].Index)
-				i = j
-				continue
-			}
-		}
-		// One at a time: not groupable, a run of one, or a run that could
-		// not be applied as one.
-		end := max(j, i+1)
-		for ; i < end; i++ {
-			if logs[i].Type == raft.LogConfiguration {
-				f.setIndex(logs[i].Index)
-				continue
-			}
-			out[i] = f.Apply(logs[i])
-		}
-	}
-	return out
-}
-
 // stop ends the process: carrying on after an entry that did not apply
 // here as it did elsewhere would leave this replica with different data
 // forever. A restart rebuilds the database from the snapshot and the log.
