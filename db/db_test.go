@@ -358,3 +358,50 @@ func TestSnapshotPinsState(t *testing.T) {
 		t.Fatalf("snapshot holds %v rows, want the 2 from before it began", r.Values[0][0])
 	}
 }
+
+// Grouping keeps autocommit's results and data where a statement's failure
+// keeps part of its work (the FAIL conflict resolution) and where
+// constraints are checked at commit (deferred foreign keys).
+func TestGroupedMatchesAutocommitEdgeCases(t *testing.T) {
+	open := func(fk bool) *DB {
+		d, err := Open(Config{Path: filepath.Join(t.TempDir(), "db.sqlite"), ForeignKeys: fk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	for name, tc := range map[string]struct {
+		fk    bool
+		setup []string
+		req   []string
+		check string
+	}{
+		"fail keeps earlier rows": {false,
+			[]string{"CREATE TABLE f (v UNIQUE ON CONFLICT FAIL)", "CREATE TABLE g (v UNIQUE)",
+				"CREATE TABLE h (v)", "CREATE TRIGGER th AFTER INSERT ON h WHEN new.v = 3 BEGIN SELECT RAISE(FAIL, 'three'); END"},
+			[]string{"INSERT INTO f VALUES(1),(2),(1)", "INSERT OR FAIL INTO g VALUES(5),(6),(5)", "INSERT INTO h VALUES(1),(2),(3)", "INSERT INTO f VALUES(9)"},
+			"SELECT (SELECT group_concat(v) FROM f), (SELECT group_concat(v) FROM g), (SELECT group_concat(v) FROM h)"},
+		"deferred foreign key": {true,
+			[]string{"CREATE TABLE p (id INTEGER PRIMARY KEY)", "CREATE TABLE c (pid REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)"},
+			[]string{"INSERT INTO c VALUES(42)", "INSERT INTO p VALUES(42)"},
+			"SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM p)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			grouped, alone := open(tc.fk), open(tc.fk)
+			mustApply(t, grouped, ModeExecute, stmts(tc.setup...))
+			mustApply(t, alone, ModeExecute, stmts(tc.setup...))
+			g := mustApply(t, grouped, ModeExecute, stmts(tc.req...))
+			var a []command.Result
+			for _, q := range tc.req {
+				a = append(a, mustApply(t, alone, ModeExecute, stmts(q))...)
+			}
+			if !reflect.DeepEqual(g, a) {
+				t.Fatalf("results grouped:\n%+v\nalone:\n%+v", g, a)
+			}
+			if rg, ra := mustQuery(t, grouped, tc.check), mustQuery(t, alone, tc.check); !reflect.DeepEqual(rg, ra) {
+				t.Fatalf("data grouped %v, alone %v", rg.Values, ra.Values)
+			}
+		})
+	}
+}

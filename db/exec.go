@@ -120,34 +120,30 @@ func groupable(req *command.Request) bool {
 }
 
 // runGrouped runs the statements of a request without ?transaction inside
-// one SQLite transaction, each in its own savepoint: a failing statement
-// rolls back only itself, exactly as in autocommit mode, but the request
-// commits once instead of once per statement. If SQLite itself ends the
-// transaction (an I/O or memory error), nothing of it is kept and ok is
-// false, so the caller runs the request again statement by statement.
+// one SQLite transaction, which commits once instead of once per statement.
+// Inside a transaction SQLite treats a failing statement as it does in
+// autocommit mode: it undoes the statement (or, with the FAIL conflict
+// resolution, keeps what the statement did before failing), and the
+// transaction goes on. (Savepoints around each statement, as before
+// 2026-11-23, undid FAIL's partial work too, unlike autocommit.) If SQLite
+// itself ends the transaction (ROLLBACK conflict resolution, RAISE(ROLLBACK),
+// an I/O error) or the commit fails, nothing of it is kept and ok is false,
+// so the caller runs the request again statement by statement.
 func runGrouped(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) ([]command.Result, bool) {
+	if deferredChecks(c) {
+		// Deferred foreign keys are checked at COMMIT: a later statement
+		// of the request could repair what an earlier one broke, which
+		// autocommit would have refused.
+		return nil, false
+	}
 	if _, err := c.Exec("BEGIN", nil); err != nil {
 		return nil, false
 	}
 	results := make([]command.Result, 0, len(req.Statements))
 	for i := range req.Statements {
-		if _, err := c.Exec("SAVEPOINT rqs", nil); err != nil {
-			c.Exec("ROLLBACK", nil) //nolint:errcheck
-			return nil, false
-		}
 		r := runStatement(ctx, c, mode, &req.Statements[i])
 		if c.AutoCommit() {
 			return nil, false // SQLite rolled the whole transaction back
-		}
-		if r.Error != "" {
-			if _, err := c.Exec("ROLLBACK TO rqs", nil); err != nil {
-				c.Exec("ROLLBACK", nil) //nolint:errcheck
-				return nil, false
-			}
-		}
-		if _, err := c.Exec("RELEASE rqs", nil); err != nil {
-			c.Exec("ROLLBACK", nil) //nolint:errcheck
-			return nil, false
 		}
 		results = append(results, r)
 	}
@@ -156,6 +152,23 @@ func runGrouped(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *comm
 		return nil, false
 	}
 	return results, true
+}
+
+// deferredChecks reports whether constraints may be checked only at
+// commit on c: foreign keys are on (by -fk or a PRAGMA). Grouping is left
+// out then, whether or not the schema declares deferred keys.
+func deferredChecks(c *sqlite3.SQLiteConn) bool {
+	rows, err := c.Query("PRAGMA foreign_keys", nil)
+	if err != nil {
+		return true
+	}
+	defer rows.Close()
+	v := make([]driver.Value, 1)
+	if err := rows.Next(v); err != nil {
+		return true
+	}
+	on, _ := v[0].(int64)
+	return on != 0
 }
 
 func runEach(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) []command.Result {
