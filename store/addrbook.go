@@ -31,25 +31,55 @@ type addrBook struct {
 func (b *addrBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	b.mu.RLock()
 	a, ok := b.m[id]
-	r := b.r
-	self := id == b.selfID && b.selfAddr != ""
+	r, selfID, selfAddr := b.r, b.selfID, b.selfAddr
 	b.mu.RUnlock()
-	if self {
-		return b.selfAddr, nil
+	if id == selfID && selfAddr != "" {
+		return selfAddr, nil
 	}
-	if ok {
-		return a, nil
-	}
-	if r != nil {
+	if !ok && r != nil {
 		if f := r.GetConfiguration(); f.Error() == nil {
 			for _, srv := range f.Configuration().Servers {
 				if srv.ID == id {
-					return srv.Address, nil
+					a, ok = srv.Address, true
+					break
 				}
 			}
 		}
+		if ok && b.learntElsewhere(id, a) {
+			// The configured address is where another member was found:
+			// this one is not there any more, and asking it twice would
+			// count that member's vote twice.
+			return unreachable, nil
+		}
 	}
-	return "", errNoLearntAddr
+	if !ok {
+		return "", errNoLearntAddr
+	}
+	if a == selfAddr {
+		// Another member's (old) address is now this node's: dialling it
+		// would reach this node, which would grant itself that member's
+		// vote (hashicorp/raft grants a repeated vote to the same
+		// candidate), so one node could elect itself alone. Nodes that
+		// swap addresses make this happen.
+		return unreachable, nil
+	}
+	return a, nil
+}
+
+// unreachable is an address no dial can reach (the mux refuses it at once:
+// port 0), given for a member whose address is this node's own.
+const unreachable = raft.ServerAddress("0.0.0.0:0")
+
+// learntElsewhere reports whether addr was learnt for a member other than id.
+func (b *addrBook) learntElsewhere(id raft.ServerID, addr raft.ServerAddress) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for other, a := range b.m {
+		if other != id && a == addr {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *addrBook) setRaft(r *raft.Raft) {
@@ -147,16 +177,27 @@ func (s *Store) fixAddresses(r *raft.Raft) {
 			continue
 		}
 		var err error
-		if srv.ID == raft.ServerID(s.cfg.NodeID) {
-			// No replication runs to the leader itself, so its entry can be
-			// rewritten in place.
+		switch {
+		case srv.ID == raft.ServerID(s.cfg.NodeID):
+			// No replication runs to the leader itself, so its entry can
+			// be rewritten in place.
 			err = r.AddVoter(srv.ID, want, 0, s.cfg.ApplyTimeout).Error()
-		} else {
-			// Through remove-and-add, as a join at a new address does:
-			// rewriting the address of a peer that is being replicated to
-			// races in hashicorp/raft 1.7 (startStopReplication writes the
-			// peer while the replication goroutine reads it).
-			err = s.Join(string(srv.ID), string(want), srv.Suffrage == raft.Voter, "")
+		default:
+			// Remove and add again: rewriting the address of a peer that
+			// is being replicated to races in hashicorp/raft 1.7
+			// (startStopReplication writes the peer while the replication
+			// goroutine reads it). Not through Join, which also drops any
+			// other member at the new address: with nodes that swapped
+			// addresses, that member is alive and only waits for its own
+			// entry to be rewritten.
+			err = r.RemoveServer(srv.ID, 0, s.cfg.ApplyTimeout).Error()
+			if err == nil {
+				if srv.Suffrage == raft.Voter {
+					err = r.AddVoter(srv.ID, want, 0, s.cfg.ApplyTimeout).Error()
+				} else {
+					err = r.AddNonvoter(srv.ID, want, 0, s.cfg.ApplyTimeout).Error()
+				}
+			}
 		}
 		if err != nil {
 			s.logger.Warn("could not record a member's new address", "id", srv.ID, "old", srv.Address, "new", want, "error", err)
