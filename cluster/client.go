@@ -61,7 +61,11 @@ func (c *Client) Close() error {
 // closed is retried once on a new one: only idempotent calls come here.
 func (c *Client) pooledCall(ctx context.Context, addr string, req *request) (*response, error) {
 	for attempt := 0; ; attempt++ {
-		conn, reused := c.takeIdle(addr)
+		var conn net.Conn
+		var reused bool
+		if attempt == 0 {
+			conn, reused = c.takeIdle(addr) // the retry dials afresh
+		}
 		resp, err := c.exchange(ctx, addr, conn, req)
 		if err == nil {
 			if resp.conn != nil {

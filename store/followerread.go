@@ -71,7 +71,7 @@ func (s *Store) followerReadIndex(ctx context.Context, timeout time.Duration) er
 		}
 		f.running++
 		s.wg.Add(1)
-		go s.runReadIndexCalls(s.done, timeout)
+		go s.runReadIndexCalls(s.done)
 		s.mu.RUnlock()
 	}
 	f.mu.Unlock()
@@ -107,7 +107,13 @@ func (s *Store) followerReadIndex(ctx context.Context, timeout time.Duration) er
 // runReadIndexCalls makes read-index calls while reads wait for one. It is
 // started by the first waiting read and ends when none is left; Close
 // waits for it.
-func (s *Store) runReadIndexCalls(done <-chan struct{}, timeout time.Duration) {
+func (s *Store) runReadIndexCalls(done <-chan struct{}) {
+	// Each call has its own bound, not the first read's: a read with a
+	// short linearizable_timeout must not cut the others' call short.
+	timeout := s.cfg.ApplyTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
 	defer s.wg.Done()
 	f := &s.followerReads
 	ctx, cancel := context.WithCancel(context.Background())

@@ -93,6 +93,13 @@ type journal struct {
 	off int64  // where the next frame goes
 }
 
+// spoil overwrites the start of a frame whose append failed, so that a
+// replay can never take the unacknowledged entries for stored ones (best
+// effort: the failure that spoiled the append may stop this write too).
+func (j *journal) spoil() {
+	j.f.WriteAt(make([]byte, frameHeader), j.off) //nolint:errcheck
+}
+
 // Store implements raft.LogStore and raft.StableStore.
 //
 // Locks, always taken in this order: flushMu serialises moving entries
@@ -116,6 +123,7 @@ type Store struct {
 	first   uint64
 	last    uint64
 	closed  bool
+	closing bool // Close has begun
 
 	kick chan struct{}
 	stop chan struct{}
@@ -381,9 +389,11 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	defer s.wmu.Unlock()
 	j := s.active
 	if _, err := j.f.WriteAt(frame, j.off); err != nil {
+		j.spoil()
 		return fmt.Errorf("write Raft log journal: %w", err)
 	}
 	if err := fdatasync(j.f); err != nil {
+		j.spoil()
 		return fmt.Errorf("sync Raft log journal: %w", err)
 	}
 	j.off += int64(len(frame))
@@ -610,10 +620,11 @@ func (s *Store) flusher() {
 // nothing) and closes the files.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.closing {
 		s.mu.Unlock()
 		return nil
 	}
+	s.closing = true
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
