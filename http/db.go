@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -38,11 +37,19 @@ func (s *Service) writeStoreError(w http.ResponseWriter, r *http.Request, p *par
 	}
 }
 
+// isTextPlain reports whether a Content-Type is text/plain, with or without
+// parameters, in any case (as mime.ParseMediaType would see it, without
+// its allocations).
+func isTextPlain(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/plain")
+}
+
 // statements reads and parses the body of an execute, query or request
 // call. A text/plain body is one SQL string.
 func (s *Service) statements(w http.ResponseWriter, r *http.Request, p *params) ([]command.Statement, bool) {
 	body := p.body
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "text/plain" {
+	if isTextPlain(r.Header.Get("Content-Type")) {
 		sql := strings.TrimSpace(string(body))
 		if sql == "" {
 			http.Error(w, errNoStatements.Error(), http.StatusBadRequest)

@@ -29,6 +29,15 @@ const maxJSONDepth = 8
 // or objects of named parameters.
 func parseStatements(body []byte) ([]command.Statement, error) {
 	body = bytes.TrimSpace(body)
+	if stmts, ok := fastStatements(body); ok {
+		return stmts, nil
+	}
+	return parseStatementsGeneral(body)
+}
+
+// parseStatementsGeneral is parseStatements for any body, built on
+// encoding/json.
+func parseStatementsGeneral(body []byte) ([]command.Statement, error) {
 	if jsonTooDeep(body) {
 		return nil, errInvalidJSON
 	}

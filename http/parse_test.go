@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -60,6 +61,62 @@ func FuzzParseStatements(f *testing.F) {
 			if _, err := command.Encode(nil, &command.Command{Request: command.Request{Statements: []command.Statement{s}}}); err != nil {
 				t.Fatalf("parsed statement cannot be replicated: %v", err)
 			}
+		}
+	})
+}
+
+// generalStatements is parseStatements without the fast path.
+func generalStatements(body []byte) ([]command.Statement, error) {
+	return parseStatementsGeneral(bytes.TrimSpace(body))
+}
+
+func TestFastStatements(t *testing.T) {
+	for _, body := range []string{
+		`["SELECT 1"]`,
+		` [ "SELECT 1" , ["INSERT INTO t VALUES(?, ?, ?, ?, ?, ?, ?)", 1, -2.5e3, true, false, null, "x'0aFF'", "text"] ] `,
+		`[["SELECT ?", 0, -0, 123456789012345678, 1234567890123456789, 9223372036854775807, 9223372036854775808, -9223372036854775808, -9223372036854775809, 1E2, 0.5]]`,
+		`["a\"b\\c\/d\b\f\n\r\t", ["é ✓", "x'00'", "X'AbCd'", "x'0'"]]`,
+		"[\"\x7f\"]",
+	} {
+		fast, ok := fastStatements(bytes.TrimSpace([]byte(body)))
+		if !ok {
+			t.Errorf("%s: fast path declined", body)
+			continue
+		}
+		general, err := generalStatements([]byte(body))
+		if err != nil || !reflect.DeepEqual(fast, general) {
+			t.Errorf("%s:\nfast    %#v\ngeneral %#v (%v)", body, fast, general, err)
+		}
+	}
+	// Shapes the fast path leaves to the general one.
+	for _, body := range []string{
+		``, `[]`, `[`, `["a"`, `["a",]`, `["a"] x`, `{}`, `[1]`, `[[]]`, `[[1]]`,
+		`[["SELECT :a", {"a": 1}]]`, `[["SELECT ?", [1, 2]]]`, `["\u00e9"]`, "[\"\xff\"]", "[\"a\nb\"]",
+		`[["SELECT ?", 01]]`, `[["SELECT ?", 1.]]`, `[["SELECT ?", .5]]`, `[["SELECT ?", 1e]]`, `[["SELECT ?", +1]]`,
+		`[["SELECT ?", 1e400]]`, `[["SELECT ?", tru]]`, `[["SELECT ?", nul]]`, `["a\x"]`,
+	} {
+		if _, ok := fastStatements([]byte(body)); ok {
+			t.Errorf("%s: fast path accepted it", body)
+		}
+	}
+}
+
+func FuzzFastStatements(f *testing.F) {
+	f.Add([]byte(`["SELECT 1", ["INSERT INTO t VALUES(?, ?, ?)", 1, -2.5e3, "x'00'"]]`))
+	f.Add([]byte(`[["SELECT ?", 9223372036854775808, "a\"b\\c", null, true]]`))
+	f.Add([]byte("[\"\xe2\x9c\x93\"]"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		body = bytes.TrimSpace(body)
+		fast, ok := fastStatements(body)
+		if !ok {
+			return
+		}
+		general, err := generalStatements(body)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, the general path refuses it: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, general) {
+			t.Fatalf("%q:\nfast    %#v\ngeneral %#v", body, fast, general)
 		}
 	})
 }

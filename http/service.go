@@ -156,6 +156,9 @@ type Service struct {
 	// sections are extra /status sections (cluster, bootstrap, ...).
 	sections map[string]func() map[string]any
 	explain  func() string
+	// headers go on every response; built once, as canonical keys with
+	// value slices that are shared (net/http only reads them).
+	headers http.Header
 }
 
 // New returns a Service; Start begins serving.
@@ -168,6 +171,19 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now()}
 	s.fwd = newForwarder(cfg.ForwardTransport)
+	s.headers = http.Header{}
+	s.headers.Set("X-RQLITE-VERSION", cfg.Build.Version)
+	s.headers.Set("Access-Control-Allow-Methods", "OPTIONS, GET, POST")
+	if cfg.Auth != nil {
+		s.headers.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
+		s.headers.Set("Access-Control-Allow-Credentials", "true")
+		s.headers.Set("WWW-Authenticate", `Basic realm="rqlite"`)
+	} else {
+		s.headers.Set("Access-Control-Allow-Headers", "Content-Type")
+	}
+	if cfg.AllowOrigin != "" {
+		s.headers.Set("Access-Control-Allow-Origin", cfg.AllowOrigin)
+	}
 	s.routes = map[string]func(http.ResponseWriter, *http.Request, *params){
 		"/db/execute": s.handleExecute, "/db/query": s.handleQuery, "/db/request": s.handleRequest,
 		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/snapshot": s.handleSnapshot,
@@ -241,17 +257,8 @@ func (s *Service) Close(ctx context.Context) error {
 // ServeHTTP routes a request.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("X-RQLITE-VERSION", s.cfg.Build.Version)
-	h.Set("Access-Control-Allow-Methods", "OPTIONS, GET, POST")
-	if s.cfg.Auth != nil {
-		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
-		h.Set("Access-Control-Allow-Credentials", "true")
-		h.Set("WWW-Authenticate", `Basic realm="rqlite"`)
-	} else {
-		h.Set("Access-Control-Allow-Headers", "Content-Type")
-	}
-	if s.cfg.AllowOrigin != "" {
-		h.Set("Access-Control-Allow-Origin", s.cfg.AllowOrigin)
+	for k, v := range s.headers {
+		h[k] = v
 	}
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusOK)
@@ -369,7 +376,16 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 			http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 		}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var b []byte
+	var err error
+	if r.ContentLength >= 0 && r.ContentLength <= s.cfg.MaxBodyBytes {
+		// The length is declared (and within the limit, checked by the
+		// caller): read exactly that, into one allocation.
+		b = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -382,12 +398,15 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	return b, true
 }
 
+// jsonContentType is shared by every JSON response (see Service.headers).
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
 // writeJSON writes a JSON body, indented with ?pretty as rqlite does.
 func writeJSON(w http.ResponseWriter, p *params, status int, body []byte) {
 	if p != nil && p.pretty {
 		body = indent(body)
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	w.Write(body)
 }

@@ -47,6 +47,9 @@ type result struct {
 	elapsed  time.Duration
 	p50, p99 time.Duration
 	rssMB    float64 // peak RSS of the server during the scenario, when sampled
+	// CPU time the server (when its pid is known) and the load generator
+	// used during the scenario.
+	srvCPU, cliCPU time.Duration
 }
 
 func (r result) reqRate() float64 {
@@ -112,6 +115,7 @@ func runLoad(ctx context.Context, name string, conc int, d time.Duration, newWor
 		}(&tallies[i], workers[i])
 	}
 	wg.Wait()
+	closeWorkers()
 	res := result{name: name, conc: conc, elapsed: time.Since(start)}
 	var all []time.Duration
 	for _, t := range tallies {
@@ -133,7 +137,37 @@ func runLoad(ctx context.Context, name string, conc int, d time.Duration, newWor
 // httpWorker sends requests for one worker, reusing its response buffer.
 type httpWorker struct {
 	buf bytes.Buffer
+	raw rawConn
 }
+
+var (
+	workersMu   sync.Mutex
+	openWorkers []*httpWorker
+)
+
+// newHTTPWorker returns a worker whose connection runLoad closes when the
+// scenario ends.
+func newHTTPWorker() *httpWorker {
+	w := &httpWorker{}
+	workersMu.Lock()
+	openWorkers = append(openWorkers, w)
+	workersMu.Unlock()
+	return w
+}
+
+// closeWorkers closes the connections of every worker made so far.
+func closeWorkers() {
+	workersMu.Lock()
+	defer workersMu.Unlock()
+	for _, w := range openWorkers {
+		w.raw.close()
+	}
+	openWorkers = nil
+}
+
+// rawClient makes workers send requests with rawConn instead of net/http
+// (-client flag).
+var rawClient = true
 
 var (
 	jsonHeader = http.Header{"Content-Type": {"application/json"}}
@@ -145,6 +179,14 @@ var (
 // the next call. A transport error, a status other than 200 or an "error"
 // in the body is an error.
 func (w *httpWorker) do(method string, u *url.URL, body []byte) ([]byte, error) {
+	if rawClient {
+		w.buf.Reset()
+		status, err := w.raw.roundTrip(method, u, body, &w.buf)
+		if err != nil {
+			return nil, err
+		}
+		return w.check(method, u, status)
+	}
 	req := &http.Request{Method: method, URL: u, Host: u.Host, Header: noHeader,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 	if body != nil {
@@ -162,9 +204,15 @@ func (w *httpWorker) do(method string, u *url.URL, body []byte) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
+	return w.check(method, u, resp.StatusCode)
+}
+
+// check returns the body in w.buf, or an error for a status other than 200
+// or an "error" in the body.
+func (w *httpWorker) check(method string, u *url.URL, status int) ([]byte, error) {
 	b := w.buf.Bytes()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: status %d: %s", method, u.Path, resp.StatusCode, bytes.TrimSpace(truncate(b, 200)))
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: status %d: %s", method, u.Path, status, bytes.TrimSpace(truncate(b, 200)))
 	}
 	if i := bytes.Index(b, errMarker); i >= 0 {
 		return nil, fmt.Errorf("%s %s: %s", method, u.Path, truncate(b[i:], 200))
@@ -191,6 +239,7 @@ func mustURL(s string) *url.URL {
 // post sends one JSON request and returns the body.
 func post(rawURL, body string) ([]byte, error) {
 	var w httpWorker
+	defer w.raw.close()
 	b, err := w.do(http.MethodPost, mustURL(rawURL), []byte(body))
 	return bytes.Clone(b), err
 }
@@ -207,6 +256,7 @@ func mustPost(rawURL, body string) []byte {
 // get sends one GET and returns the body.
 func get(rawURL string) ([]byte, error) {
 	var w httpWorker
+	defer w.raw.close()
 	b, err := w.do(http.MethodGet, mustURL(rawURL), nil)
 	return bytes.Clone(b), err
 }

@@ -59,7 +59,15 @@ func main() {
 	reps := flag.Int("formation-reps", 5, "launching mode: formation runs per mode (the median is reported)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of rqbench itself (the client) to this file")
 	only := flag.String("only", "", "run only this scenario (insert, query, batch, or a scenario name) for the whole duration, without the ceiling: a profiling aid")
+	clientKind := flag.String("client", "raw", "HTTP client of the load generator: raw (hand-built HTTP/1.1 on kept-alive connections, a few µs per request) or nethttp (Go's net/http client, 40-60 µs per request)")
 	flag.Parse()
+	switch *clientKind {
+	case "raw":
+	case "nethttp":
+		rawClient = false
+	default:
+		fail(fmt.Errorf("-client must be raw or nethttp, not %q", *clientKind))
+	}
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

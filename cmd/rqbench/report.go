@@ -56,7 +56,7 @@ func fmtDur(d time.Duration) string {
 
 func (r *report) print() {
 	fmt.Println()
-	fmt.Printf("%-24s %9s %10s %9s %9s %7s %15s %6s %7s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors", "ceiling-reqs/s", "ratio", "rss-MB")
+	fmt.Printf("%-24s %9s %10s %9s %9s %7s %15s %6s %7s %7s %7s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors", "ceiling-reqs/s", "ratio", "rss-MB", "srv-µs", "cli-µs")
 	for _, l := range r.lines {
 		s := l.server
 		ceil, rat := "-", "-"
@@ -68,7 +68,8 @@ func (r *report) print() {
 		if s.rssMB > 0 {
 			rss = fmt.Sprintf("%.1f", s.rssMB)
 		}
-		fmt.Printf("%-24s %9.0f %10.0f %9s %9s %7d %15s %6s %7s\n", s.name, s.reqRate(), s.rowRate(), fmtDur(s.p50), fmtDur(s.p99), s.errs, ceil, rat, rss)
+		fmt.Printf("%-24s %9.0f %10.0f %9s %9s %7d %15s %6s %7s %7s %7s\n", s.name, s.reqRate(), s.rowRate(), fmtDur(s.p50), fmtDur(s.p99), s.errs, ceil, rat, rss,
+			cpuPerReq(s.srvCPU, s), cpuPerReq(s.cliCPU, s))
 	}
 	var ceilings []line
 	for _, l := range r.lines {
@@ -129,6 +130,8 @@ type jsonResult struct {
 	P50us       int64   `json:"p50_us"`
 	P99us       int64   `json:"p99_us"`
 	RSSPeakMB   float64 `json:"rss_peak_mb,omitempty"`
+	ServerCPUus int64   `json:"server_cpu_us,omitempty"`
+	ClientCPUus int64   `json:"client_cpu_us,omitempty"`
 }
 
 func toJSON(r *result) *jsonResult {
@@ -137,7 +140,8 @@ func toJSON(r *result) *jsonResult {
 	}
 	return &jsonResult{Name: r.name, Concurrency: r.conc, Requests: r.reqs, Rows: r.rows, Errors: r.errs, FirstError: r.firstErr,
 		ElapsedS: r.elapsed.Seconds(), ReqsPerS: r.reqRate(), RowsPerS: r.rowRate(),
-		P50us: r.p50.Microseconds(), P99us: r.p99.Microseconds(), RSSPeakMB: r.rssMB}
+		P50us: r.p50.Microseconds(), P99us: r.p99.Microseconds(), RSSPeakMB: r.rssMB,
+		ServerCPUus: r.srvCPU.Microseconds(), ClientCPUus: r.cliCPU.Microseconds()}
 }
 
 func (r *report) printJSON(hwm, rssMax float64) {

@@ -121,7 +121,7 @@ func newInsertSet(table string) *insertSet {
 // its own offset.
 func httpInsert(u *url.URL, s *insertSet) func(int) work {
 	return func(i int) work {
-		w := &httpWorker{}
+		w := newHTTPWorker()
 		k := i * 61
 		return func() (int64, error) {
 			k++
@@ -149,7 +149,7 @@ func batchBody(table string) []byte {
 
 func httpBatch(u *url.URL, body []byte) func(int) work {
 	return func(int) work {
-		w := &httpWorker{}
+		w := newHTTPWorker()
 		return func() (int64, error) {
 			if _, err := w.do(http.MethodPost, u, body); err != nil {
 				return 0, err
@@ -177,7 +177,7 @@ func httpQuery(base, table, level, form string, maxID int) func(int) work {
 		}
 	}
 	return func(i int) work {
-		w := &httpWorker{}
+		w := newHTTPWorker()
 		r := rand.New(rand.NewPCG(uint64(i), 99))
 		return func() (int64, error) {
 			k := r.IntN(maxID)
@@ -224,7 +224,9 @@ func runSingle(ctx context.Context, o *options, base string) {
 	}
 	server := func(name string, conc int, w func(int) work) result {
 		rss.beginScenario()
+		cpu := startCPU(o.pid)
 		r := runLoad(ctx, name, conc, o.dur, w)
+		cpu.stop(&r)
 		r.rssMB = rss.scenarioPeakMB()
 		progress(r)
 		return r
@@ -313,7 +315,7 @@ func runSingle(ctx context.Context, o *options, base string) {
 		case "readyz-c16":
 			u := mustURL(base + "/readyz")
 			rep.add(line{server: server(name, 16, func(int) work {
-				w := &httpWorker{}
+				w := newHTTPWorker()
 				return func() (int64, error) {
 					_, err := w.do(http.MethodGet, u, nil)
 					return 0, err

@@ -23,20 +23,31 @@ func (b *bench) cluster(ctx context.Context) {
 	}
 	fillTable(leader.base, "cq", queryRows)
 	time.Sleep(500 * time.Millisecond) // let followers apply the fill
-	fmt.Printf("%-38s %9s %10s %9s %9s %7s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors")
+	var pids []int
+	for _, n := range nodes {
+		pids = append(pids, n.cmd.Process.Pid)
+	}
+	fmt.Printf("%-38s %9s %10s %9s %9s %7s %7s %7s\n", "scenario", "reqs/s", "rows/s", "p50", "p99", "errors", "srv-µs", "cli-µs")
+	run := func(name string, conc int, w func(int) work) result {
+		cpu := startCPU(pids...)
+		r := runLoad(ctx, name, conc, b.dur, w)
+		cpu.stop(&r)
+		return r
+	}
 	show := func(r result) {
-		fmt.Printf("%-38s %9.0f %10.0f %9s %9s %7d\n", r.name, r.reqRate(), r.rowRate(), fmtDur(r.p50), fmtDur(r.p99), r.errs)
+		fmt.Printf("%-38s %9.0f %10.0f %9s %9s %7d %7s %7s\n", r.name, r.reqRate(), r.rowRate(), fmtDur(r.p50), fmtDur(r.p99), r.errs,
+			cpuPerReq(r.srvCPU, r), cpuPerReq(r.cliCPU, r))
 		if r.firstErr != "" {
 			fmt.Printf("  first error: %s\n", r.firstErr)
 		}
 	}
 	ins, fins := newInsertSet("cins"), newInsertSet("cfins")
-	show(runLoad(ctx, "insert via leader, concurrency 1", 1, b.dur, httpInsert(mustURL(leader.base+"/db/execute"), ins)))
-	show(runLoad(ctx, "insert via leader, concurrency 16", 16, b.dur, httpInsert(mustURL(leader.base+"/db/execute"), ins)))
-	show(runLoad(ctx, "insert via follower, concurrency 16", 16, b.dur, httpInsert(mustURL(follower.base+"/db/execute"), fins)))
-	show(runLoad(ctx, "1000-row batch via leader, conc. 1", 1, b.dur, httpBatch(mustURL(leader.base+"/db/execute"), batchBody("cbatch"))))
-	show(runLoad(ctx, "linearizable query via follower, c16", 16, b.dur, httpQuery(follower.base, "cq", "linearizable", "post", queryRows)))
-	show(runLoad(ctx, "weak query via leader, conc. 16", 16, b.dur, httpQuery(leader.base, "cq", "weak", "post", queryRows)))
+	show(run("insert via leader, concurrency 1", 1, httpInsert(mustURL(leader.base+"/db/execute"), ins)))
+	show(run("insert via leader, concurrency 16", 16, httpInsert(mustURL(leader.base+"/db/execute"), ins)))
+	show(run("insert via follower, concurrency 16", 16, httpInsert(mustURL(follower.base+"/db/execute"), fins)))
+	show(run("1000-row batch via leader, conc. 1", 1, httpBatch(mustURL(leader.base+"/db/execute"), batchBody("cbatch"))))
+	show(run("linearizable query via follower, c16", 16, httpQuery(follower.base, "cq", "linearizable", "post", queryRows)))
+	show(run("weak query via leader, conc. 16", 16, httpQuery(leader.base, "cq", "weak", "post", queryRows)))
 }
 
 // startBootstrap starts n nodes with -bootstrap-expect n at once and waits
