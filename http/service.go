@@ -367,6 +367,10 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	return false
 }
 
+// exactBodyMax is the largest declared body length read into a buffer
+// allocated up front.
+const exactBodyMax = 1 << 20
+
 // readBody reads the request body up to the configured limit, answering
 // 413 (and returning false) for larger bodies.
 func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
@@ -378,9 +382,11 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	}
 	var b []byte
 	var err error
-	if r.ContentLength >= 0 && r.ContentLength <= s.cfg.MaxBodyBytes {
-		// The length is declared (and within the limit, checked by the
-		// caller): read exactly that, into one allocation.
+	if r.ContentLength >= 0 && r.ContentLength <= min(s.cfg.MaxBodyBytes, exactBodyMax) {
+		// A small declared length: read exactly that, into one allocation.
+		// (Larger bodies grow as they arrive, so a client that declares a
+		// large body and sends nothing does not make the server allocate
+		// it.)
 		b = make([]byte, r.ContentLength)
 		_, err = io.ReadFull(r.Body, b)
 	} else {
