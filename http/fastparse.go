@@ -42,14 +42,13 @@ func fastStatements(b []byte) (stmts []command.Statement, ok bool) {
 				return nil, false
 			}
 			for {
-				p.ws()
-				if p.eat(']') {
-					break
-				}
-				if !p.eat(',') {
+				more, ok := p.listNext()
+				if !ok {
 					return nil, false
 				}
-				p.ws()
+				if !more {
+					break
+				}
 				v, ok := p.scalar()
 				if !ok {
 					return nil, false
@@ -60,14 +59,13 @@ func fastStatements(b []byte) (stmts []command.Statement, ok bool) {
 			return nil, false
 		}
 		stmts = append(stmts, st)
-		p.ws()
-		if p.eat(']') {
-			break
-		}
-		if !p.eat(',') {
+		more, ok := p.listNext()
+		if !ok {
 			return nil, false
 		}
-		p.ws()
+		if !more {
+			break
+		}
 	}
 	p.ws()
 	if p.i != len(p.b) {
@@ -120,6 +118,21 @@ func (p *scanner) ws() {
 			return
 		}
 	}
+}
+
+// listNext follows an element of an array: it takes the closing bracket
+// (more=false) or a comma and the whitespace after it (more=true); ok is
+// false for anything else.
+func (p *scanner) listNext() (more, ok bool) {
+	p.ws()
+	if p.eat(']') {
+		return false, true
+	}
+	if !p.eat(',') {
+		return false, false
+	}
+	p.ws()
+	return true, true
 }
 
 // str reads a JSON string starting at its opening quote. It declines
