@@ -20,13 +20,18 @@ import (
 // server spends on a point query, and the load generator shares the
 // server's two cores; this costs a few µs, so the figures measure the
 // server rather than the client (wrk and similar tools do the same). The
-// -client nethttp flag switches back to net/http for comparison.
+// -client nethttp flag switches back to net/http for comparison. It sends
+// no credentials and follows no redirects: rqbench drives nodes without
+// -auth, and such responses count as errors.
 type rawConn struct {
 	host string // host:port the connection goes to
 	conn net.Conn
 	br   *bufio.Reader
 	req  []byte
 }
+
+// exchangeTimeout bounds one request and its response.
+const exchangeTimeout = time.Minute
 
 // errBadResponse is a response rqbench cannot parse.
 var errBadResponse = errors.New("malformed HTTP response")
@@ -84,21 +89,40 @@ func (c *rawConn) exchange(method string, u *url.URL, payload []byte, body *byte
 	r = append(r, "\r\n"...)
 	r = append(r, payload...)
 	c.req = r
+	// A stuck server fails the request instead of hanging the run (as
+	// ResponseHeaderTimeout does for the net/http client).
+	if err := c.conn.SetDeadline(time.Now().Add(exchangeTimeout)); err != nil {
+		return 0, true, err
+	}
 	if _, err := c.conn.Write(r); err != nil {
 		return 0, true, err
 	}
 
-	line, err := c.line()
-	if err != nil {
-		return 0, true, err
-	}
-	// "HTTP/1.1 200 OK"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-		return 0, true, fmt.Errorf("%w: status line %q", errBadResponse, line)
-	}
-	status, err = strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return 0, true, fmt.Errorf("%w: status line %q", errBadResponse, line)
+	for {
+		line, err := c.line()
+		if err != nil {
+			return 0, true, err
+		}
+		// "HTTP/1.1 200 OK"
+		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+			return 0, true, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		}
+		if status, err = strconv.Atoi(string(line[9:12])); err != nil {
+			return 0, true, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		}
+		if status >= 200 {
+			break
+		}
+		// An interim (1xx) response: skip its headers, read the real one.
+		for {
+			h, err := c.line()
+			if err != nil {
+				return 0, true, err
+			}
+			if len(h) == 0 {
+				break
+			}
+		}
 	}
 	length, chunked := int64(-1), false
 	for {
@@ -126,6 +150,8 @@ func (c *rawConn) exchange(method string, u *url.URL, payload []byte, body *byte
 		}
 	}
 	switch {
+	case method == "HEAD" || status == 204 || status == 304:
+		// No body, whatever the headers say.
 	case chunked:
 		err = c.readChunked(body)
 	case length >= 0:

@@ -22,6 +22,8 @@ func TestRawConn(t *testing.T) {
 			w.Write([]byte(r.Method + " " + r.URL.RawQuery + " " + r.Header.Get("Content-Type") + " " + string(body)))
 		case "/big":
 			w.Write([]byte(big))
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
 		case "/close":
 			w.Header().Set("Connection", "close")
 			w.Write([]byte("bye"))
@@ -50,6 +52,10 @@ func TestRawConn(t *testing.T) {
 	body.Reset()
 	if status, err := c.roundTrip(http.MethodGet, u("/missing"), nil, &body); err != nil || status != 404 || !strings.Contains(body.String(), "nope") {
 		t.Fatalf("missing: %d %q %v", status, body.String(), err)
+	}
+	body.Reset()
+	if status, err := c.roundTrip(http.MethodPost, u("/empty"), []byte("x"), &body); err != nil || status != 204 || body.Len() != 0 {
+		t.Fatalf("empty: %d %q %v", status, body.String(), err)
 	}
 	if c.conn != first {
 		t.Fatal("the connection was not kept alive")
