@@ -221,13 +221,38 @@ func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-cha
 		}
 		idx = r.CommitIndex()
 	}
-	if err := r.VerifyLeader().Error(); err != nil {
+	if s.soleVoter(r) {
+		// No other node can lead while this one is the only voter (and
+		// it still leads in term: checked below), so there is no quorum
+		// to ask: VerifyLeader would answer at once, after a round trip
+		// through the leader loop.
+		if r.State() != raft.Leader {
+			return 0, ErrNotLeader
+		}
+	} else if err := r.VerifyLeader().Error(); err != nil {
 		return 0, ErrNotLeader
 	}
 	if r.CurrentTerm() != term {
 		return 0, ErrStaleRead
 	}
 	return idx, nil
+}
+
+// soleVoter reports whether this node is the only voter in the latest
+// configuration (the one Raft counts votes with, committed or not).
+func (s *Store) soleVoter(r *raft.Raft) bool {
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	voters, self := 0, false
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+			self = self || srv.ID == raft.ServerID(s.cfg.NodeID)
+		}
+	}
+	return voters == 1 && self
 }
 
 // waitApplied waits until this node's state machine reflects every entry
