@@ -221,7 +221,15 @@ func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-cha
 		}
 		idx = r.CommitIndex()
 	}
-	if s.soleVoter(r) {
+	switch voters, selfVoter := s.voters(r); {
+	case !selfVoter:
+		// This leader is removing itself (its latest configuration no
+		// longer lists it as a voter). hashicorp/raft's VerifyLeader
+		// would still count its own vote towards the remaining voters'
+		// quorum, so with one voter left it would confirm without asking
+		// anyone, while that voter may already have elected itself.
+		return 0, ErrNotLeader
+	case voters == 1:
 		// No other node can lead while this one is the only voter (and
 		// it still leads in term: checked below), so there is no quorum
 		// to ask: VerifyLeader would answer at once, after a round trip
@@ -229,8 +237,10 @@ func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-cha
 		if r.State() != raft.Leader {
 			return 0, ErrNotLeader
 		}
-	} else if err := r.VerifyLeader().Error(); err != nil {
-		return 0, ErrNotLeader
+	default:
+		if err := r.VerifyLeader().Error(); err != nil {
+			return 0, ErrNotLeader
+		}
 	}
 	if r.CurrentTerm() != term {
 		return 0, ErrStaleRead
@@ -238,21 +248,21 @@ func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-cha
 	return idx, nil
 }
 
-// soleVoter reports whether this node is the only voter in the latest
-// configuration (the one Raft counts votes with, committed or not).
-func (s *Store) soleVoter(r *raft.Raft) bool {
+// voters counts the voters in the latest configuration (the one Raft
+// counts votes with, committed or not) and reports whether this node is
+// one of them.
+func (s *Store) voters(r *raft.Raft) (n int, self bool) {
 	f := r.GetConfiguration()
 	if f.Error() != nil {
-		return false
+		return 0, false
 	}
-	voters, self := 0, false
 	for _, srv := range f.Configuration().Servers {
 		if srv.Suffrage == raft.Voter {
-			voters++
+			n++
 			self = self || srv.ID == raft.ServerID(s.cfg.NodeID)
 		}
 	}
-	return voters == 1 && self
+	return n, self
 }
 
 // waitApplied waits until this node's state machine reflects every entry
