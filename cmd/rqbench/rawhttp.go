@@ -114,40 +114,27 @@ func (c *rawConn) exchange(method string, u *url.URL, payload []byte, body *byte
 			break
 		}
 		// An interim (1xx) response: skip its headers, read the real one.
-		for {
-			h, err := c.line()
-			if err != nil {
-				return 0, true, err
-			}
-			if len(h) == 0 {
-				break
-			}
+		if err := c.headers(func(k, v []byte) error { return nil }); err != nil {
+			return 0, true, err
 		}
 	}
 	length, chunked := int64(-1), false
-	for {
-		h, err := c.line()
-		if err != nil {
-			return 0, true, err
-		}
-		if len(h) == 0 {
-			break
-		}
-		k, v, ok := bytes.Cut(h, []byte(":"))
-		if !ok {
-			return 0, true, fmt.Errorf("%w: header %q", errBadResponse, h)
-		}
-		v = bytes.TrimSpace(v)
+	err = c.headers(func(k, v []byte) error {
 		switch {
 		case bytes.EqualFold(k, []byte("Content-Length")):
+			var err error
 			if length, err = strconv.ParseInt(string(v), 10, 64); err != nil || length < 0 {
-				return 0, true, fmt.Errorf("%w: Content-Length %q", errBadResponse, v)
+				return fmt.Errorf("%w: Content-Length %q", errBadResponse, v)
 			}
 		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
 			chunked = bytes.EqualFold(v, []byte("chunked"))
 		case bytes.EqualFold(k, []byte("Connection")):
 			closeAfter = bytes.EqualFold(v, []byte("close"))
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, true, err
 	}
 	switch {
 	case method == "HEAD" || status == 204 || status == 304:
@@ -165,6 +152,27 @@ func (c *rawConn) exchange(method string, u *url.URL, payload []byte, body *byte
 		return 0, true, err
 	}
 	return status, closeAfter, nil
+}
+
+// headers reads header lines up to the empty one, passing each name and
+// (trimmed) value to fn.
+func (c *rawConn) headers(fn func(k, v []byte) error) error {
+	for {
+		h, err := c.line()
+		if err != nil {
+			return err
+		}
+		if len(h) == 0 {
+			return nil
+		}
+		k, v, ok := bytes.Cut(h, []byte(":"))
+		if !ok {
+			return fmt.Errorf("%w: header %q", errBadResponse, h)
+		}
+		if err := fn(k, bytes.TrimSpace(v)); err != nil {
+			return err
+		}
+	}
 }
 
 // line reads one CRLF-terminated line without its terminator.
