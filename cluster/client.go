@@ -227,9 +227,10 @@ func (c *Client) Stepdown(ctx context.Context, target, id string) error {
 }
 
 // ReadIndex asks the leader (found through target) for its commit index,
-// confirmed by a quorum round. It satisfies store.ReadIndexer.
-func (c *Client) ReadIndex(ctx context.Context, target string) (uint64, error) {
-	resp, err := c.leaderCallWith(ctx, target, &request{Type: typeReadIndex}, c.pooledCall)
+// confirmed by a quorum. id and term are the asking node's Raft ID and
+// current term. It satisfies store.ReadIndexer.
+func (c *Client) ReadIndex(ctx context.Context, target, id string, term uint64) (uint64, error) {
+	resp, err := c.leaderCallWith(ctx, target, &request{Type: typeReadIndex, ID: id, Term: term}, c.pooledCall)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,8 @@ type fakeManager struct {
 	leader   string
 	members  map[string]string
 	state    bool
+	// asker is the last read-index call's asking node and term.
+	asker string
 }
 
 var _ Manager = (*fakeManager)(nil)
@@ -58,12 +61,13 @@ func (f *fakeManager) Remove(id string) error {
 	return nil
 }
 func (f *fakeManager) Stepdown(string) error { return nil }
-func (f *fakeManager) ReadIndex(context.Context) (uint64, error) {
+func (f *fakeManager) ReadIndex(_ context.Context, id string, term uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.leader != f.addr {
 		return 0, command.ErrNotLeader
 	}
+	f.asker = fmt.Sprintf("%s@%d", id, term)
 	return 42, nil
 }
 
@@ -113,12 +117,18 @@ func TestJoinFollowsLeader(t *testing.T) {
 		t.Fatalf("meta: %q %q %v", url, ver, err)
 	}
 	// A read index asked of the follower comes from the leader.
-	if idx, err := follower.cl.ReadIndex(ctx, follower.mgr.addr); err != nil || idx != 42 {
+	if idx, err := follower.cl.ReadIndex(ctx, follower.mgr.addr, "F", 7); err != nil || idx != 42 {
 		t.Fatalf("read index via follower: %d, %v", idx, err)
+	}
+	leader.mgr.mu.Lock()
+	asker := leader.mgr.asker
+	leader.mgr.mu.Unlock()
+	if asker != "F@7" {
+		t.Fatalf("the leader saw the asker as %q, want F@7 (the asking node's ID and term)", asker)
 	}
 	// No leader anywhere: the error says so instead of looping.
 	leader.mgr.leader, follower.mgr.leader = "", ""
-	if _, err := follower.cl.ReadIndex(ctx, follower.mgr.addr); !errors.Is(err, command.ErrNotLeader) {
+	if _, err := follower.cl.ReadIndex(ctx, follower.mgr.addr, "B", 7); !errors.Is(err, command.ErrNotLeader) {
 		t.Fatalf("read index with no leader: %v", err)
 	}
 	if err := follower.cl.Join(ctx, follower.mgr.addr, "n5", "h5:4002", true, ""); !errors.Is(err, command.ErrNotLeader) {
@@ -197,7 +207,7 @@ func TestCallsNeedPermissions(t *testing.T) {
 		t.Fatalf("stepdown with leader-ops: %v", err)
 	}
 	// read-index needs join or query; this user has neither.
-	if _, err := n.cl.ReadIndex(ctx, n.mgr.addr); !errors.Is(err, ErrUnauthorized) {
+	if _, err := n.cl.ReadIndex(ctx, n.mgr.addr, "A", 7); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("read-index without join or query: %v", err)
 	}
 	if _, err := n.cl.notify(ctx, n.mgr.addr, &request{ID: "x", Addr: "y", Expect: 3}); !errors.Is(err, ErrUnauthorized) {

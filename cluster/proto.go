@@ -42,6 +42,11 @@ type request struct {
 	// join addresses it will form a cluster from).
 	Expect int      `json:"expect,omitempty"`
 	Set    []string `json:"set,omitempty"`
+	// Read-index: the asking node's current Raft term, read after the
+	// reads it serves arrived (ID names the asking node). A leader of
+	// that same term may count the asker as one confirmation of its
+	// leadership (see store.Store.ReadIndex).
+	Term uint64 `json:"term,omitempty"`
 	// Credentials of the -join-as user, checked against the receiver's
 	// -auth file.
 	Username string `json:"username,omitempty"`

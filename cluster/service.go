@@ -29,8 +29,9 @@ type Manager interface {
 	Remove(id string) error
 	Stepdown(id string) error
 	// ReadIndex returns the leader's commit index once a quorum has
-	// confirmed that it still leads (for linearizable reads on followers).
-	ReadIndex(ctx context.Context) (uint64, error)
+	// confirmed that it still leads (for linearizable reads on followers);
+	// askerID and askerTerm are the asking node's ID and current term.
+	ReadIndex(ctx context.Context, askerID string, askerTerm uint64) (uint64, error)
 }
 
 // Authorizer decides whether the sender of a call may do what a
@@ -189,7 +190,7 @@ func (s *Service) handle(req *request) *response {
 		err = s.mgr.Stepdown(req.ID)
 	case typeReadIndex:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-		resp.Index, err = s.mgr.ReadIndex(ctx)
+		resp.Index, err = s.mgr.ReadIndex(ctx, req.ID, req.Term)
 		cancel()
 	case typeNotify:
 		resp.HasState, err = s.mgr.HasState()

@@ -9,10 +9,12 @@ import (
 )
 
 // ReadIndexer asks the leader at leaderAddr (its Raft address) for a read
-// index: its commit index, noted before a quorum confirmed that it still
-// leads. cluster.Client satisfies it.
+// index: its commit index, confirmed by a quorum as the index of the
+// current leader. id and term are the asking node's Raft ID and current
+// term (see Store.ReadIndex for how the leader uses them). cluster.Client
+// satisfies it.
 type ReadIndexer interface {
-	ReadIndex(ctx context.Context, leaderAddr string) (uint64, error)
+	ReadIndex(ctx context.Context, leaderAddr, id string, term uint64) (uint64, error)
 }
 
 // readIndexCall is one read-index call to the leader, shared by every
@@ -136,15 +138,22 @@ func (s *Store) runReadIndexCalls(done <-chan struct{}) {
 		f.next = nil
 		f.mu.Unlock()
 
+		// The term is read after every read sharing this call arrived:
+		// it tells the leader that this node had voted for no later
+		// leader by then.
 		_, leader := s.Leader()
+		r, err := s.raftNode()
 		switch {
+		case err != nil:
+			c.err = err
 		case leader == "":
 			c.err = ErrNotLeader
 		case leader == s.Addr():
 			c.err = ErrNotLeader // became leader: the read takes the leader path
 		default:
+			term := r.CurrentTerm()
 			cctx, ccancel := context.WithTimeout(ctx, timeout)
-			c.idx, c.err = s.cfg.ReadIndexer.ReadIndex(cctx, leader)
+			c.idx, c.err = s.cfg.ReadIndexer.ReadIndex(cctx, leader, s.cfg.NodeID, term)
 			ccancel()
 			f.calls.Add(1)
 		}

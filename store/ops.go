@@ -191,18 +191,26 @@ func (s *Store) readIndex(ctx context.Context, r *raft.Raft, timeout time.Durati
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	idx, err := s.confirmedIndex(ctx, r, deadline.C)
+	idx, err := s.confirmedIndex(ctx, r, deadline.C, nil)
 	if err != nil {
 		return err
 	}
 	return s.waitApplied(ctx, idx, deadline.C)
 }
 
+// readIndexAsker is the follower a read index is computed for: its Raft ID
+// and the term it was in once the reads it serves had arrived.
+type readIndexAsker struct {
+	id   string
+	term uint64
+}
+
 // confirmedIndex is the leader's half of the read-index protocol: the commit
 // index, noted before a quorum confirmed that this node still leads. A new
 // leader first waits until it has committed an entry of its own term, since
-// until then its commit index may be behind.
-func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-chan time.Time) (uint64, error) {
+// until then its commit index may be behind. asker, if not nil, is the
+// follower the index is for (see ReadIndex).
+func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-chan time.Time, asker *readIndexAsker) (uint64, error) {
 	if r.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
@@ -221,26 +229,24 @@ func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-cha
 		}
 		idx = r.CommitIndex()
 	}
-	switch voters, selfVoter := s.voters(r); {
-	case !selfVoter:
-		// This leader is removing itself (its latest configuration no
-		// longer lists it as a voter). hashicorp/raft's VerifyLeader
-		// would still count its own vote towards the remaining voters'
-		// quorum, so with one voter left it would confirm without asking
-		// anyone, while that voter may already have elected itself.
+	voters, selfVoter, askerVotes := s.voters(r, asker)
+	var askerTerm uint64
+	if asker != nil {
+		askerTerm = asker.term
+	}
+	switch how := confirmationFor(voters, selfVoter, askerVotes, askerTerm, term); how {
+	case confirmRefused:
 		return 0, ErrNotLeader
-	case voters == 1:
-		// No other node can lead while this one is the only voter (and
-		// it still leads in term: checked below), so there is no quorum
-		// to ask: VerifyLeader would answer at once, after a round trip
-		// through the leader loop.
+	case confirmSoleVoter, confirmByAsker:
 		if r.State() != raft.Leader {
 			return 0, ErrNotLeader
 		}
+		s.readConfirms[how].Add(1)
 	default:
 		if err := r.VerifyLeader().Error(); err != nil {
 			return 0, ErrNotLeader
 		}
+		s.readConfirms[how].Add(1)
 	}
 	if r.CurrentTerm() != term {
 		return 0, ErrStaleRead
@@ -248,21 +254,75 @@ func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-cha
 	return idx, nil
 }
 
+// confirmation is how a leader confirms that it still leads before it
+// answers with a read index.
+type confirmation int
+
+const (
+	// confirmRefused: this leader is removing itself (its latest
+	// configuration no longer lists it as a voter). hashicorp/raft's
+	// VerifyLeader would still count its own vote towards the remaining
+	// voters' quorum, so with one voter left it would confirm without
+	// asking anyone, while that voter may already have elected itself.
+	confirmRefused confirmation = iota
+	// confirmSoleVoter: no other node can lead while this one is the only
+	// voter, so there is no quorum to ask (VerifyLeader would answer at
+	// once, after a round trip through the leader loop).
+	confirmSoleVoter
+	// confirmByAsker: this leader and the asking voter are a majority, and
+	// the asker was in this leader's term after its reads arrived; that
+	// stands in for a round of heartbeats (the argument is on ReadIndex).
+	confirmByAsker
+	// confirmByRound: a round of heartbeats to the voters (VerifyLeader).
+	confirmByRound
+	numConfirmations
+)
+
+var confirmationNames = [numConfirmations]string{"refused", "sole_voter", "asker", "heartbeat_round"}
+
+// confirmationFor decides how a leader in term with voters voters in its
+// latest configuration confirms a read index. selfVoter: this node is one
+// of them; askerVotes: the asking follower is another one (askerTerm is its
+// term, 0 for a read on this node).
+func confirmationFor(voters int, selfVoter, askerVotes bool, askerTerm, term uint64) confirmation {
+	switch {
+	case !selfVoter:
+		return confirmRefused
+	case voters == 1:
+		return confirmSoleVoter
+	case askerVotes && askerTerm == term && voters <= 3:
+		return confirmByAsker
+	default:
+		return confirmByRound
+	}
+}
+
+// readConfirmStats is the "read_confirmations" section of the store's
+// stats: how many read indexes this node confirmed, and how.
+func (s *Store) readConfirmStats() map[string]any {
+	m := make(map[string]any, numConfirmations-1)
+	for how := confirmSoleVoter; how < numConfirmations; how++ {
+		m[confirmationNames[how]] = s.readConfirms[how].Load()
+	}
+	return m
+}
+
 // voters counts the voters in the latest configuration (the one Raft
 // counts votes with, committed or not) and reports whether this node is
-// one of them.
-func (s *Store) voters(r *raft.Raft) (n int, self bool) {
+// one of them, and whether asker (if not nil) is another one.
+func (s *Store) voters(r *raft.Raft, asker *readIndexAsker) (n int, self, askerVotes bool) {
 	f := r.GetConfiguration()
 	if f.Error() != nil {
-		return 0, false
+		return 0, false, false
 	}
 	for _, srv := range f.Configuration().Servers {
 		if srv.Suffrage == raft.Voter {
 			n++
 			self = self || srv.ID == raft.ServerID(s.cfg.NodeID)
+			askerVotes = askerVotes || (asker != nil && asker.id != s.cfg.NodeID && srv.ID == raft.ServerID(asker.id))
 		}
 	}
-	return n, self
+	return n, self, askerVotes
 }
 
 // waitApplied waits until this node's state machine reflects every entry
@@ -298,7 +358,23 @@ func (s *Store) waitApplied(ctx context.Context, idx uint64, deadline <-chan tim
 // ReadIndex is the leader's answer to a follower's read-index call: the
 // commit index confirmed by a quorum. A follower that has applied up to it
 // can serve a linearizable read from its own database.
-func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+//
+// askerID and askerTerm are the asking follower's Raft ID and the term it
+// was in after the reads it serves arrived. When the asker is a voter in
+// this leader's term and the two of them are a majority of the voters
+// (three voters or fewer), the asker's term stands in for a round of
+// heartbeats. The argument: a voter grants a vote only in the term it
+// moves to first, so a voter still in term T has voted for no leader of a
+// later term. This node, leading in term T, has not either. Every majority
+// of the voters (of the latest configuration, and of the committed one
+// before it, which differs from it by one server) holds this node or the
+// asker, so
+// no leader of a later term existed when the reads began, and what one
+// commits afterwards is concurrent with them. The commit index noted now
+// covers every write acknowledged before they began: by this node, or by
+// an earlier leader (this node has committed an entry of its own term, so
+// its commit index covers theirs).
+func (s *Store) ReadIndex(ctx context.Context, askerID string, askerTerm uint64) (uint64, error) {
 	r, err := s.raftNode()
 	if err != nil {
 		return 0, err
@@ -309,7 +385,11 @@ func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	return s.confirmedIndex(ctx, r, deadline.C)
+	var asker *readIndexAsker
+	if askerID != "" && askerTerm > 0 {
+		asker = &readIndexAsker{id: askerID, term: askerTerm}
+	}
+	return s.confirmedIndex(ctx, r, deadline.C, asker)
 }
 
 // Ready reports whether the local database reflects at least everything

@@ -69,7 +69,8 @@ func (s *Store) Stats() (map[string]any, error) {
 			"wal_size":      walSize,
 			"fk_constraint": s.cfg.ForeignKeys,
 		},
-		"raft_db_size":   raftSize,
-		"follower_reads": s.followerReadStats(),
+		"raft_db_size":       raftSize,
+		"follower_reads":     s.followerReadStats(),
+		"read_confirmations": s.readConfirmStats(),
 	}, nil
 }

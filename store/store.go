@@ -226,6 +226,7 @@ type Store struct {
 	removed   chan struct{} // closed when this node is removed (RemoveShutdown)
 
 	followerReads followerReads
+	readConfirms  [numConfirmations]atomic.Uint64 // by confirmation
 	addrs         addrBook
 }
 

@@ -221,7 +221,7 @@ func TestVotersSingleNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if voters, self := n.voters(r); voters != 1 || !self {
+	if voters, self, _ := n.voters(r, nil); voters != 1 || !self {
 		t.Fatalf("voters = %d, self = %v; want 1, true", voters, self)
 	}
 	mustExec(t, n.Store, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
@@ -230,5 +230,53 @@ func TestVotersSingleNode(t *testing.T) {
 		if got := count(t, n.Store, command.Linearizable); got != int64(i) {
 			t.Fatalf("linearizable count after %d inserts: %d", i, got)
 		}
+	}
+}
+
+// TestConfirmationFor: a follower's term stands in for a heartbeat round
+// only when it is a voter of this leader's term and the two of them are a
+// majority; everything else takes the round, and a leader that is no
+// longer a voter refuses.
+func TestConfirmationFor(t *testing.T) {
+	const term = 7
+	for _, tc := range []struct {
+		name       string
+		voters     int
+		self       bool
+		askerVotes bool
+		askerTerm  uint64
+		want       confirmation
+	}{
+		{"leader removing itself", 3, false, true, term, confirmRefused},
+		{"sole voter, local read", 1, true, false, 0, confirmSoleVoter},
+		{"sole voter, read replica asks", 1, true, false, term, confirmSoleVoter},
+		{"two voters, the other asks", 2, true, true, term, confirmByAsker},
+		{"three voters, one asks", 3, true, true, term, confirmByAsker},
+		{"three voters, asker in an older term", 3, true, true, term - 1, confirmByRound},
+		{"three voters, asker in a later term", 3, true, true, term + 1, confirmByRound},
+		{"three voters, read replica asks", 3, true, false, term, confirmByRound},
+		{"three voters, local read", 3, true, false, 0, confirmByRound},
+		{"four voters, one asks", 4, true, true, term, confirmByRound},
+		{"five voters, one asks", 5, true, true, term, confirmByRound},
+	} {
+		if got := confirmationFor(tc.voters, tc.self, tc.askerVotes, tc.askerTerm, term); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, confirmationNames[got], confirmationNames[tc.want])
+		}
+	}
+}
+
+// TestVotersCountsTheAsker: the asker counts only as a voter of the
+// configuration, and never as this node.
+func TestVotersCountsTheAsker(t *testing.T) {
+	n := mustOpenStore(t, t.TempDir(), nil)
+	r, err := n.raftNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, askerVotes := n.voters(r, &readIndexAsker{id: n.cfg.NodeID, term: 1}); askerVotes {
+		t.Fatal("this node, claimed as the asker, counted as a second voter")
+	}
+	if _, _, askerVotes := n.voters(r, &readIndexAsker{id: "stranger", term: 1}); askerVotes {
+		t.Fatal("a node outside the configuration counted as a voter")
 	}
 }

@@ -57,6 +57,8 @@ func TestJoinBothAddressForms(t *testing.T) {
 	// to the leader: every write acknowledged by the leader is visible in
 	// the very next linearizable read on the follower.
 	before, _ := n2.status("store.follower_reads.served_locally").(float64)
+	byAsker, _ := n1.status("store.read_confirmations.asker").(float64)
+	byRound, _ := n1.status("store.read_confirmations.heartbeat_round").(float64)
 	if s, b := n1.Execute("", `["CREATE TABLE lr (x)"]`); s != 200 || strings.Contains(b, "error") {
 		t.Fatalf("create lr: %d %s", s, b)
 	}
@@ -71,6 +73,15 @@ func TestJoinBothAddressForms(t *testing.T) {
 	}
 	if after, _ := n2.status("store.follower_reads.served_locally").(float64); after < before+39 {
 		t.Fatalf("follower served %v of 39 linearizable reads locally (status %v)", after-before, n2.status("store.follower_reads"))
+	}
+	// With three voters, the leader and the asking follower are a
+	// majority: the follower's term confirms each read index, and no
+	// heartbeat round is needed.
+	nowAsker, _ := n1.status("store.read_confirmations.asker").(float64)
+	nowRound, _ := n1.status("store.read_confirmations.heartbeat_round").(float64)
+	if nowAsker < byAsker+39 || nowRound != byRound {
+		t.Fatalf("leader confirmed %v read indexes by the asker's term (want >= 39) and %v by heartbeat rounds (want 0): %v",
+			nowAsker-byAsker, nowRound-byRound, n1.status("store.read_confirmations"))
 	}
 	// level=none is served locally and converges.
 	waitFor(t, 10*time.Second, "replication to n3", func() bool {
@@ -149,6 +160,22 @@ func TestBootstrapLateJoinerAndReadReplica(t *testing.T) {
 	// Writes through the replica are forwarded.
 	if s, b := rr.Execute("", `["INSERT INTO t VALUES(2)"]`); s != 200 || !strings.Contains(b, `"rows_affected":1`) {
 		t.Fatalf("write via replica: %d %s", s, b)
+	}
+	// With four voters, a voting follower and the leader are no majority,
+	// and a read replica does not vote: their linearizable reads need the
+	// leader's heartbeat round, and still see the write.
+	byAsker, _ := leader.status("store.read_confirmations.asker").(float64)
+	byRound, _ := leader.status("store.read_confirmations.heartbeat_round").(float64)
+	for _, n := range (Cluster{n4, rr}) {
+		if c := n.count("t", "linearizable"); c != 2 {
+			t.Fatalf("linearizable read on %s after the write: %d rows", n.nodeID(), c)
+		}
+	}
+	nowAsker, _ := leader.status("store.read_confirmations.asker").(float64)
+	nowRound, _ := leader.status("store.read_confirmations.heartbeat_round").(float64)
+	if nowAsker != byAsker || nowRound < byRound+2 {
+		t.Fatalf("with four voters the leader confirmed %v read indexes by the asker's term (want 0) and %v by heartbeat rounds (want >= 2): %v",
+			nowAsker-byAsker, nowRound-byRound, leader.status("store.read_confirmations"))
 	}
 	// The read replica never becomes leader, even when the leader goes.
 	leader.Kill()
