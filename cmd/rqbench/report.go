@@ -110,7 +110,8 @@ func (r *report) print() {
 	if err != nil && hwm == 0 {
 		fmt.Printf("peak RSS of the server: unknown (%v)\n", err)
 	} else {
-		fmt.Printf("peak RSS of the server (pid %d): VmHWM %.1f MB, largest VmRSS sampled every 100 ms %.1f MB\n", r.opts.pid, hwm, rssMax)
+		anon, file := r.rss.peakSplitMB()
+		fmt.Printf("peak RSS of the server (pid %d): VmHWM %.1f MB, largest VmRSS sampled every 100 ms %.1f MB (RssAnon %.1f, RssFile %.1f)\n", r.opts.pid, hwm, rssMax, anon, file)
 	}
 	if r.opts.json {
 		r.printJSON(hwm, rssMax)

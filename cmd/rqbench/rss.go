@@ -21,6 +21,8 @@ type rssSampler struct {
 
 	mu        sync.Mutex
 	maxKB     int64 // largest VmRSS over the run
+	anonKB    int64 // RssAnon at that sample
+	fileKB    int64 // RssFile at that sample
 	scenKB    int64 // largest VmRSS since beginScenario
 	hwmKB     int64 // last VmHWM read
 	readError error
@@ -52,14 +54,17 @@ func startRSS(ctx context.Context, pid int) *rssSampler {
 
 // sample reads VmRSS and VmHWM once.
 func (s *rssSampler) sample() {
-	rss, hwm, err := readRSS(s.pid)
+	m, err := readRSS(s.pid)
+	rss, hwm := m.rss, m.hwm
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
 		s.readError = err
 		return
 	}
-	s.maxKB = max(s.maxKB, rss)
+	if rss > s.maxKB {
+		s.maxKB, s.anonKB, s.fileKB = rss, m.anon, m.file
+	}
 	s.scenKB = max(s.scenKB, rss)
 	s.hwmKB = max(s.hwmKB, hwm)
 }
@@ -101,31 +106,48 @@ func (s *rssSampler) peakMB() (hwm, rssMax float64, err error) {
 	return float64(s.hwmKB) / 1024, float64(s.maxKB) / 1024, s.readError
 }
 
-// readRSS returns VmRSS and VmHWM of pid in kB.
-func readRSS(pid int) (rss, hwm int64, err error) {
+// peakSplitMB returns RssAnon (heap, stacks) and RssFile (mapped files:
+// the binary, bbolt's map of raft.db) at the largest VmRSS sample, in MB.
+func (s *rssSampler) peakSplitMB() (anon, file float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return float64(s.anonKB) / 1024, float64(s.fileKB) / 1024
+}
+
+// memStatus is the part of /proc/PID/status the sampler reads, in kB.
+type memStatus struct{ rss, hwm, anon, file int64 }
+
+// readRSS returns VmRSS, VmHWM, RssAnon and RssFile of pid in kB.
+func readRSS(pid int) (m memStatus, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	for _, l := range bytes.Split(b, []byte("\n")) {
 		k, v, ok := bytes.Cut(l, []byte(":"))
 		if !ok {
 			continue
 		}
+		var dst *int64
 		switch string(k) {
-		case "VmRSS", "VmHWM":
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(string(v)), "kB")), 10, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, l, err)
-			}
-			if string(k) == "VmRSS" {
-				rss = n
-			} else {
-				hwm = n
-			}
+		case "VmRSS":
+			dst = &m.rss
+		case "VmHWM":
+			dst = &m.hwm
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
+		default:
+			continue
 		}
+		n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(string(v)), "kB")), 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("/proc/%d/status: %s: %w", pid, l, err)
+		}
+		*dst = n
 	}
-	return rss, hwm, nil
+	return m, nil
 }
 
 // askPID asks the node at base for its process id (/status?key=os.pid);

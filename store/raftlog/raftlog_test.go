@@ -447,3 +447,72 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	checkLog(t, s, entry(n, 50))
 }
+
+// TestCompactionInChunks: deleting a long flushed prefix (as after a
+// snapshot) takes several transactions while appends go on; the bounds
+// move along, nothing after the range is touched, and a crash in the
+// middle or a reopen afterwards leaves a log that starts later, never one
+// with a gap.
+func TestCompactionInChunks(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, testConfig(dir))
+	const n = 5*deleteChunk + 17
+	for i := uint64(1); i <= n; i++ {
+		if err := s.StoreLogs([]*raft.Log{entry(i, 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Entries still in a journal make it a one-transaction delete
+	// (the flusher only runs once 16 KiB are waiting).
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs([]*raft.Log{entry(n+1, 10), entry(n+2, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.flushedPrefix(1, n) {
+		t.Fatal("a flushed prefix was not taken for one")
+	}
+	if s.flushedPrefix(1, n+1) || s.flushedPrefix(1, n+2) || s.flushedPrefix(2, n) {
+		t.Fatal("a range with a journalled entry, up to the last entry, or not from the first, was taken for a flushed prefix")
+	}
+	if err := s.DeleteRange(n+1, n+2); err != nil { // as a follower drops a conflicting suffix
+		t.Fatal(err)
+	}
+	checkBounds(t, s, 1, n)
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.flushedPrefix(1, n-10) {
+		t.Fatal("a flushed prefix was not taken for one")
+	}
+	appended := make(chan error, 1)
+	go func() { // appends while the compaction runs
+		for i := uint64(n + 1); i <= n+200; i++ {
+			if err := s.StoreLogs([]*raft.Log{entry(i, 100)}); err != nil {
+				appended <- err
+				return
+			}
+		}
+		appended <- nil
+	}()
+	if err := s.DeleteRange(1, n-10); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, n-9, n+200)
+	var l raft.Log
+	if err := s.GetLog(n-10, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("deleted entry %d: %v", n-10, err)
+	}
+	for i := uint64(n - 9); i <= n+200; i++ {
+		checkLog(t, s, entry(i, 100))
+	}
+	s.crash()
+	s = mustOpen(t, testConfig(dir))
+	defer s.Close()
+	checkBounds(t, s, n-9, n+200)
+	checkLog(t, s, entry(n+200, 100))
+}

@@ -28,3 +28,19 @@ func preallocate(f *os.File, from, size int64) error {
 	}
 	return writeZeros(f, from, size)
 }
+
+// dropMapped tells the kernel this process no longer needs the pages of
+// the read-only shared map of size bytes at addr (bbolt's map of raft.db):
+// they leave the process's resident set and stay in the page cache, from
+// which the next read maps them again. Nothing is lost: the map is of the
+// file, read-only, and shared.
+func dropMapped(addr uintptr, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	_, _, errno := syscall.Syscall(syscall.SYS_MADVISE, addr, uintptr(size), syscall.MADV_DONTNEED)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
