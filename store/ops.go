@@ -374,6 +374,13 @@ func (s *Store) waitApplied(ctx context.Context, idx uint64, deadline <-chan tim
 // covers every write acknowledged before they began: by this node, or by
 // an earlier leader (this node has committed an entry of its own term, so
 // its commit index covers theirs).
+//
+// What this relies on in hashicorp/raft: a node sets its new term (stable
+// store, then memory) before it grants a vote in it, pre-votes change no
+// term, and the leader changes the configuration only once the previous
+// change is committed. The asker's ID and term are taken as sent: a caller
+// that lies about them (it needs the credentials for the call) only gets
+// a weaker answer for its own reads.
 func (s *Store) ReadIndex(ctx context.Context, askerID string, askerTerm uint64) (uint64, error) {
 	r, err := s.raftNode()
 	if err != nil {

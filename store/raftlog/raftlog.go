@@ -145,12 +145,13 @@ func Open(cfg Config) (*Store, error) {
 		Timeout:        time.Second,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
-		// Map 1 GiB of address space from the start (not memory: only
-		// pages read are resident, and releaseMapped drops those). Each
-		// time bbolt grows a smaller map it first copies every key and
-		// value the write transaction holds out of the old one, which at
-		// large entries made the process tens of MB larger for a moment.
-		InitialMmapSize: 1 << 30,
+		// On 64-bit Linux, map 1 GiB of address space from the start
+		// (not memory: only pages read are resident, and releaseMapped
+		// drops those). Each time bbolt grows a smaller map it first
+		// copies every key and value the write transaction holds out of
+		// the old one, which at large entries made the process tens of MB
+		// larger for a moment.
+		InitialMmapSize: initialMmapSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -490,45 +491,53 @@ func (s *Store) flushedPrefix(min, max uint64) bool {
 
 // deletePrefix deletes the flushed entries min..max, deleteChunk at a
 // time, and moves the first index along after each transaction. Appends
-// go on meanwhile (they only add entries after max); flushes wait.
+// go on meanwhile (they only add entries after max).
 func (s *Store) deletePrefix(min, max uint64) error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
 	for {
-		var n int
-		var next uint64 // the first entry left in bbolt, 0 if none
-		err := s.bolt.Update(func(tx *bbolt.Tx) error {
-			b := tx.Bucket(bucketLog)
-			var err error
-			if n, err = s.deleteKeys(b, min, max, deleteChunk); err != nil {
-				return err
-			}
-			if k, _ := b.Cursor().First(); k != nil {
-				next = binary.BigEndian.Uint64(k)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("delete Raft log entries %d-%d from %s: %w", min, max, BoltName, err)
-		}
-		s.releaseMapped()
-		s.mu.Lock()
-		switch {
-		case next != 0:
-			s.first = next
-		default: // every entry left is in a journal
-			s.first = 0
-			for idx := range s.pending {
-				if s.first == 0 || idx < s.first {
-					s.first = idx
-				}
-			}
-		}
-		s.mu.Unlock()
-		if n < deleteChunk {
-			return nil
+		n, err := s.deletePrefixChunk(min, max)
+		if err != nil || n < deleteChunk {
+			return err
 		}
 	}
+}
+
+// deletePrefixChunk deletes up to deleteChunk of the entries min..max in
+// one transaction and returns how many it deleted. It holds flushMu only
+// for that transaction, so a flush (or an append waiting for one) gets in
+// between chunks; what they add lies after max.
+func (s *Store) deletePrefixChunk(min, max uint64) (int, error) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	var n int
+	var next uint64 // the first entry left in bbolt, 0 if none
+	err := s.bolt.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		var err error
+		if n, err = s.deleteKeys(b, min, max, deleteChunk); err != nil {
+			return err
+		}
+		if k, _ := b.Cursor().First(); k != nil {
+			next = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("delete Raft log entries %d-%d from %s: %w", min, max, BoltName, err)
+	}
+	s.releaseMapped()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if next != 0 {
+		s.first = next
+		return n, nil
+	}
+	s.first = 0 // every entry left is in a journal
+	for idx := range s.pending {
+		if s.first == 0 || idx < s.first {
+			s.first = idx
+		}
+	}
+	return n, nil
 }
 
 // deleteKeys deletes the keys of entries min..max in b, at most limit of

@@ -5,6 +5,11 @@ import (
 	"syscall"
 )
 
+// initialMmapSize is bbolt's first map of raft.db: 1 GiB of address space
+// on 64-bit builds, bbolt's default (grow as needed) on 32-bit ones, where
+// address space is scarce.
+const initialMmapSize = (1 << 30) * int(^uintptr(0)>>63)
+
 // fdatasync flushes f's data (and the size, if it changed) but not its
 // timestamps: the journal is preallocated, so that is one device flush.
 func fdatasync(f *os.File) error {

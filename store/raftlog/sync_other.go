@@ -9,3 +9,7 @@ func fdatasync(f *os.File) error { return f.Sync() }
 func preallocate(f *os.File, from, size int64) error { return writeZeros(f, from, size) }
 
 func dropMapped(uintptr, int64) error { return nil }
+
+// initialMmapSize is bbolt's default elsewhere (on Windows a map is as
+// large as the file, so a large first map would make raft.db that large).
+const initialMmapSize = 0
