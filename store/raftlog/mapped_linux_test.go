@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
 )
 
 // mappedKB is how much of path is resident in this process's maps, from
@@ -83,5 +84,39 @@ func TestMappedPagesReleased(t *testing.T) {
 	checkBounds(t, s, n-99, n)
 	for i := uint64(n - 99); i <= n; i += 33 {
 		checkLog(t, s, entry(i, size))
+	}
+}
+
+// TestBboltMapStillInUpdate pins what releaseMappedInUpdate relies on: a
+// write transaction moves bbolt's map only when it commits, never while
+// its callback puts and deletes (checked with a map that must grow).
+func TestBboltMapStillInUpdate(t *testing.T) {
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := db.Info().Data
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("b"))
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 256; i++ { // 16 MB, far past the first map
+			if err := b.Put(uint64Key(uint64(i)), make([]byte, 64<<10)); err != nil {
+				return err
+			}
+			if db.Info().Data != before {
+				t.Errorf("bbolt moved its map during Put %d, before the commit", i)
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.Info().Data == before {
+		t.Log("the commit did not move the map either (the test still passes)")
 	}
 }
