@@ -191,26 +191,20 @@ func (s *Store) readIndex(ctx context.Context, r *raft.Raft, timeout time.Durati
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	idx, err := s.confirmedIndex(ctx, r, deadline.C, nil)
+	idx, err := s.confirmedIndex(ctx, r, deadline.C, "", 0)
 	if err != nil {
 		return err
 	}
 	return s.waitApplied(ctx, idx, deadline.C)
 }
 
-// readIndexAsker is the follower a read index is computed for: its Raft ID
-// and the term it was in once the reads it serves had arrived.
-type readIndexAsker struct {
-	id   string
-	term uint64
-}
-
 // confirmedIndex is the leader's half of the read-index protocol: the commit
 // index, noted before a quorum confirmed that this node still leads. A new
 // leader first waits until it has committed an entry of its own term, since
-// until then its commit index may be behind. asker, if not nil, is the
-// follower the index is for (see ReadIndex).
-func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-chan time.Time, asker *readIndexAsker) (uint64, error) {
+// until then its commit index may be behind. askerID and askerTerm name
+// the follower the index is for and its term (see ReadIndex); empty and 0
+// for a read on this node.
+func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-chan time.Time, askerID string, askerTerm uint64) (uint64, error) {
 	if r.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
@@ -229,25 +223,21 @@ func (s *Store) confirmedIndex(ctx context.Context, r *raft.Raft, deadline <-cha
 		}
 		idx = r.CommitIndex()
 	}
-	voters, selfVoter, askerVotes := s.voters(r, asker)
-	var askerTerm uint64
-	if asker != nil {
-		askerTerm = asker.term
-	}
-	switch how := confirmationFor(voters, selfVoter, askerVotes, askerTerm, term); how {
+	voters, selfVoter, askerVotes := s.voters(r, askerID)
+	how := confirmationFor(voters, selfVoter, askerVotes, askerTerm, term)
+	switch how {
 	case confirmRefused:
 		return 0, ErrNotLeader
-	case confirmSoleVoter, confirmByAsker:
-		if r.State() != raft.Leader {
-			return 0, ErrNotLeader
-		}
-		s.readConfirms[how].Add(1)
-	default:
+	case confirmByRound:
 		if err := r.VerifyLeader().Error(); err != nil {
 			return 0, ErrNotLeader
 		}
-		s.readConfirms[how].Add(1)
+	default: // sole voter, or confirmed by the asker
+		if r.State() != raft.Leader {
+			return 0, ErrNotLeader
+		}
 	}
+	s.readConfirms[how].Add(1)
 	if r.CurrentTerm() != term {
 		return 0, ErrStaleRead
 	}
@@ -309,8 +299,8 @@ func (s *Store) readConfirmStats() map[string]any {
 
 // voters counts the voters in the latest configuration (the one Raft
 // counts votes with, committed or not) and reports whether this node is
-// one of them, and whether asker (if not nil) is another one.
-func (s *Store) voters(r *raft.Raft, asker *readIndexAsker) (n int, self, askerVotes bool) {
+// one of them, and whether the node askerID (if not empty) is another one.
+func (s *Store) voters(r *raft.Raft, askerID string) (n int, self, askerVotes bool) {
 	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return 0, false, false
@@ -319,7 +309,7 @@ func (s *Store) voters(r *raft.Raft, asker *readIndexAsker) (n int, self, askerV
 		if srv.Suffrage == raft.Voter {
 			n++
 			self = self || srv.ID == raft.ServerID(s.cfg.NodeID)
-			askerVotes = askerVotes || (asker != nil && asker.id != s.cfg.NodeID && srv.ID == raft.ServerID(asker.id))
+			askerVotes = askerVotes || (askerID != "" && askerID != s.cfg.NodeID && srv.ID == raft.ServerID(askerID))
 		}
 	}
 	return n, self, askerVotes
@@ -368,9 +358,8 @@ func (s *Store) waitApplied(ctx context.Context, idx uint64, deadline <-chan tim
 // later term. This node, leading in term T, has not either. Every majority
 // of the voters (of the latest configuration, and of the committed one
 // before it, which differs from it by one server) holds this node or the
-// asker, so
-// no leader of a later term existed when the reads began, and what one
-// commits afterwards is concurrent with them. The commit index noted now
+// asker, so no leader of a later term existed when the reads began, and
+// what one commits afterwards is concurrent with them. The commit index noted now
 // covers every write acknowledged before they began: by this node, or by
 // an earlier leader (this node has committed an entry of its own term, so
 // its commit index covers theirs).
@@ -392,11 +381,7 @@ func (s *Store) ReadIndex(ctx context.Context, askerID string, askerTerm uint64)
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	var asker *readIndexAsker
-	if askerID != "" && askerTerm > 0 {
-		asker = &readIndexAsker{id: askerID, term: askerTerm}
-	}
-	return s.confirmedIndex(ctx, r, deadline.C, asker)
+	return s.confirmedIndex(ctx, r, deadline.C, askerID, askerTerm)
 }
 
 // Ready reports whether the local database reflects at least everything

@@ -221,7 +221,7 @@ func TestVotersSingleNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if voters, self, _ := n.voters(r, nil); voters != 1 || !self {
+	if voters, self, _ := n.voters(r, ""); voters != 1 || !self {
 		t.Fatalf("voters = %d, self = %v; want 1, true", voters, self)
 	}
 	mustExec(t, n.Store, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
@@ -273,10 +273,10 @@ func TestVotersCountsTheAsker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, askerVotes := n.voters(r, &readIndexAsker{id: n.cfg.NodeID, term: 1}); askerVotes {
+	if _, _, askerVotes := n.voters(r, n.cfg.NodeID); askerVotes {
 		t.Fatal("this node, claimed as the asker, counted as a second voter")
 	}
-	if _, _, askerVotes := n.voters(r, &readIndexAsker{id: "stranger", term: 1}); askerVotes {
+	if _, _, askerVotes := n.voters(r, "stranger"); askerVotes {
 		t.Fatal("a node outside the configuration counted as a voter")
 	}
 }
