@@ -41,11 +41,10 @@ func mappedKB(t *testing.T, path string) int64 {
 	return kb
 }
 
-// TestMappedPagesReleased: moving large entries into bbolt and compacting
-// them away leaves few of raft.db's pages in the process's resident set
-// (bbolt reads through a map, and without the release every page a flush
-// or a compaction touched stayed resident), and the entries read back
-// intact afterwards.
+// TestMappedPagesReleased: compacting large entries away leaves few of
+// raft.db's pages in the process's resident set (bbolt reads through a
+// map, and without the release every page the compaction touched stayed
+// resident: 48 MB here), and the entries left read back intact.
 func TestMappedPagesReleased(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
@@ -71,9 +70,6 @@ func TestMappedPagesReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, BoltName)
-	if kb := mappedKB(t, path); kb > 8<<10 {
-		t.Fatalf("after flushing 48 MB of entries, %d kB of raft.db is resident (want under 8 MB)", kb)
-	}
 	checkLog(t, s, entry(n/2, size)) // read through the map again
 	if err := s.DeleteRange(1, n-100); err != nil {
 		t.Fatal(err)
@@ -117,6 +113,6 @@ func TestBboltMapStillInUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if db.Info().Data == before {
-		t.Log("the commit did not move the map either (the test still passes)")
+		t.Fatal("the commit did not move the map: the test no longer makes bbolt grow it")
 	}
 }
