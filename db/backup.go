@@ -106,13 +106,23 @@ func (s *Snapshot) Close() error {
 // writes continue. With vacuum, the copy is made by VACUUM INTO and so is
 // as small as it can be.
 func (d *DB) BackupTo(ctx context.Context, dst string, vacuum bool) error {
-	return d.withReader(ctx, func(c *sqlite3.SQLiteConn) error {
-		if vacuum {
-			_, err := c.ExecContext(ctx, "VACUUM INTO ?", []driver.NamedValue{{Ordinal: 1, Value: dst}})
-			return err
+	if vacuum {
+		// The node's own VACUUM INTO, on a connection of its own: the
+		// guard of pooled connections refuses VACUUM INTO from clients.
+		d.mu.RLock()
+		defer d.mu.RUnlock()
+		if d.closed {
+			return ErrClosed
 		}
-		return backupConn(c, dst)
-	})
+		c, err := (&sqlite3.SQLiteDriver{}).Open("file:" + d.cfg.Path + "?mode=ro&_busy_timeout=5000")
+		if err != nil {
+			return fmt.Errorf("open backup connection: %w", err)
+		}
+		defer c.Close()
+		_, err = c.(*sqlite3.SQLiteConn).ExecContext(ctx, "VACUUM INTO ?", []driver.NamedValue{{Ordinal: 1, Value: dst}})
+		return err
+	}
+	return d.withReader(ctx, func(c *conn) error { return backupConn(c.SQLiteConn, dst) })
 }
 
 // Replace swaps the database for the SQLite file at src, which is moved into
@@ -177,7 +187,8 @@ func checkSQLiteFile(path string) error {
 // the sqlite3 shell's .dump. With tables, only those tables (and their
 // indexes and triggers) are written.
 func (d *DB) Dump(ctx context.Context, w io.Writer, tables []string) error {
-	return d.withReader(ctx, func(c *sqlite3.SQLiteConn) error {
+	return d.withReader(ctx, func(gc *conn) error {
+		c := gc.SQLiteConn
 		bw := bufio.NewWriterSize(w, 64<<10)
 		if err := dump(ctx, c, bw, tables); err != nil {
 			return err

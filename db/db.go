@@ -30,6 +30,11 @@ var (
 	ErrNotSQLite = command.ErrNotSQLite
 )
 
+// DefaultMaxSteps is the default bound on the SQLite virtual-machine steps
+// of one statement applied from the log: about 7 seconds of one core on
+// the 2-core machines of DOC/PERFORMANCE.md (135 million steps a second).
+const DefaultMaxSteps = 1_000_000_000
+
 // Config configures a DB.
 type Config struct {
 	// Path is the SQLite database file. It is created if missing.
@@ -38,6 +43,10 @@ type Config struct {
 	ForeignKeys bool
 	// MaxReadConns bounds the read-only connection pool; 0 means no bound.
 	MaxReadConns int
+	// MaxSteps bounds the SQLite virtual-machine steps of one statement
+	// applied from the log (Apply); 0 means no bound. The count is the same
+	// on every replica, so a statement stopped on one is stopped on all.
+	MaxSteps int64
 }
 
 // Validate reports whether the configuration can be used.
@@ -47,6 +56,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxReadConns < 0 {
 		return fmt.Errorf("db: max read connections %d must not be negative", c.MaxReadConns)
+	}
+	if c.MaxSteps < 0 {
+		return fmt.Errorf("db: max steps %d must not be negative (0 for no limit)", c.MaxSteps)
 	}
 	return nil
 }
@@ -59,11 +71,13 @@ type DB struct {
 	// use a connection; Replace and Close hold it exclusively.
 	mu     sync.RWMutex
 	closed bool
-	writer *sqlite3.SQLiteConn
+	writer *conn
 	rand   *detRand
 	// readers is the idle read-only pool; sem bounds how many exist.
-	readers chan *sqlite3.SQLiteConn
+	readers chan *conn
 	sem     chan struct{}
+	// sh carries the closing flag every connection's guard reads.
+	sh shared
 }
 
 // Open opens (creating if needed) the database file named in cfg.
@@ -74,8 +88,9 @@ func Open(cfg Config) (*DB, error) {
 	if err := registerClockVFS(); err != nil {
 		return nil, err
 	}
-	d := &DB{cfg: cfg, rand: &detRand{}}
+	d := &DB{cfg: cfg, rand: &detRand{}, sh: newShared()}
 	if err := d.openConns(); err != nil {
+		d.sh.free()
 		return nil, err
 	}
 	return d, nil
@@ -89,25 +104,51 @@ func (d *DB) writerDSN() string {
 func (d *DB) readerDSN() string {
 	// Readers share the OS page cache; a small private cache each keeps
 	// memory flat when many of them are open.
-	return fmt.Sprintf("file:%s?mode=ro&_fk=%t&_busy_timeout=5000&_stmt_cache_size=32&_cache_size=-512",
+	return fmt.Sprintf("file:%s?mode=ro&_query_only=1&_fk=%t&_busy_timeout=5000&_stmt_cache_size=32&_cache_size=-512",
 		d.cfg.Path, d.cfg.ForeignKeys)
 }
 
 // openConns opens the writer and prepares an empty reader pool.
 func (d *DB) openConns() error {
-	drv := &sqlite3.SQLiteDriver{ConnectHook: d.rand.register}
-	c, err := drv.Open(d.writerDSN())
+	w, err := d.openWriter()
 	if err != nil {
-		return fmt.Errorf("open %s: %w", d.cfg.Path, err)
+		return err
 	}
-	d.writer = c.(*sqlite3.SQLiteConn)
+	d.writer = w
 	n := d.cfg.MaxReadConns
 	if n == 0 {
 		n = 1 << 16
 	}
-	d.readers = make(chan *sqlite3.SQLiteConn, min(n, 64))
+	d.readers = make(chan *conn, min(n, 64))
 	d.sem = make(chan struct{}, n)
 	return nil
+}
+
+func (d *DB) openWriter() (*conn, error) {
+	drv := &sqlite3.SQLiteDriver{ConnectHook: d.rand.register}
+	c, err := drv.Open(d.writerDSN())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", d.cfg.Path, err)
+	}
+	g, err := guard(c.(*sqlite3.SQLiteConn), d.sh, d.cfg.MaxSteps, false)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (d *DB) openReader() (*conn, error) {
+	c, err := (&sqlite3.SQLiteDriver{}).Open(d.readerDSN())
+	if err != nil {
+		return nil, fmt.Errorf("open read connection: %w", err)
+	}
+	g, err := guard(c.(*sqlite3.SQLiteConn), d.sh, 0, true)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return g, nil
 }
 
 func (d *DB) closeConns() error {
@@ -124,16 +165,28 @@ func (d *DB) closeConns() error {
 	return errors.Join(errs...)
 }
 
-// Close closes every connection. It waits for reads in progress.
+// Close closes every connection. It stops statements in progress (see
+// Interrupt) and waits for them to return.
 func (d *DB) Close() error {
+	d.Interrupt()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil
 	}
 	d.closed = true
-	return d.closeConns()
+	err := d.closeConns()
+	d.sh.free()
+	return err
 }
+
+// Interrupt stops every statement in progress on every connection at its
+// next progress check (within about a thousand SQLite steps) and every
+// later one: a node that is shutting down must not wait for a statement
+// that could run for a long time. Apply then returns ErrClosed instead of
+// results, so the entry is applied again when the node restarts. Interrupt
+// is for shutting down: the DB is of no further use but to Close.
+func (d *DB) Interrupt() { d.sh.setClosing(true) }
 
 // Path returns the database file path.
 func (d *DB) Path() string { return d.cfg.Path }
@@ -149,7 +202,7 @@ func (d *DB) Size() (int64, error) {
 
 // reader borrows a read-only connection; the caller must hold d.mu shared
 // and give it back with putReader.
-func (d *DB) reader(ctx context.Context) (*sqlite3.SQLiteConn, error) {
+func (d *DB) reader(ctx context.Context) (*conn, error) {
 	select {
 	case c := <-d.readers:
 		return c, nil
@@ -159,18 +212,26 @@ func (d *DB) reader(ctx context.Context) (*sqlite3.SQLiteConn, error) {
 	case c := <-d.readers:
 		return c, nil
 	case d.sem <- struct{}{}:
-		c, err := (&sqlite3.SQLiteDriver{}).Open(d.readerDSN())
+		c, err := d.openReader()
 		if err != nil {
 			<-d.sem
-			return nil, fmt.Errorf("open read connection: %w", err)
+			return nil, err
 		}
-		return c.(*sqlite3.SQLiteConn), nil
+		return c, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-func (d *DB) putReader(c *sqlite3.SQLiteConn) {
+// putReader gives c back to the pool, or closes it if it holds state a
+// later request must not see (attached databases, temp objects, changed
+// settings) or an open transaction.
+func (d *DB) putReader(c *conn) {
+	if c.dirty() || !c.AutoCommit() || c.bad.Load() {
+		c.Close()
+		<-d.sem
+		return
+	}
 	select {
 	case d.readers <- c:
 	default:
@@ -180,7 +241,7 @@ func (d *DB) putReader(c *sqlite3.SQLiteConn) {
 }
 
 // withReader runs fn on a pooled read-only connection.
-func (d *DB) withReader(ctx context.Context, fn func(*sqlite3.SQLiteConn) error) error {
+func (d *DB) withReader(ctx context.Context, fn func(*conn) error) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
@@ -194,10 +255,12 @@ func (d *DB) withReader(ctx context.Context, fn func(*sqlite3.SQLiteConn) error)
 	return fn(c)
 }
 
-// execRaw runs SQL with no parameters on the writer.
+// execRaw runs the node's own SQL, with no parameters, on the writer.
 func (d *DB) execRaw(q string) error {
-	_, err := d.writer.Exec(q, nil)
-	return err
+	return d.writer.internal(func() error {
+		_, err := d.writer.Exec(q, nil)
+		return err
+	})
 }
 
 // Version returns the SQLite library version.

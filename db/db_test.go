@@ -148,7 +148,7 @@ func TestRequestModeAndReturning(t *testing.T) {
 	}
 	// Reads on the read pool cannot write.
 	r, err := d.Query(context.Background(), ModeRequest, stmts("INSERT INTO t(v) VALUES('b')"))
-	if err != nil || !strings.Contains(r[0].Error, "readonly") {
+	if err != nil || r[0].Error != ErrQueryWrite.Error() {
 		t.Fatalf("write on read connection: %+v %v", r, err)
 	}
 }
@@ -297,29 +297,48 @@ func TestGroupedMatchesAutocommit(t *testing.T) {
 	}
 }
 
-// TestEnvironmentErrorStopsApply: SQLite failing outside the statement
-// (here a full database, made with max_page_count, which replication
-// refuses from clients) is not a statement error but ErrEnvironment, so the
-// FSM can stop the node instead of diverging; an ordinary statement error
-// is not.
+// TestEnvironmentErrorStopsApply: whether SQLite failed because of this
+// node's storage is decided by checking the storage, not from the error.
+// A full database (made here with the node's own max_page_count, which
+// clients cannot set) on healthy storage is a statement error, the same on
+// every replica; the same error with the database file gone is
+// ErrEnvironment, so the FSM can stop the node instead of diverging.
 func TestEnvironmentErrorStopsApply(t *testing.T) {
 	d := mustOpen(t)
 	mustApply(t, d, ModeExecute, stmts("CREATE TABLE big(b BLOB)"))
 	if _, err := d.Apply(Env{}, ModeExecute, stmts("INSERT INTO nosuch VALUES(1)")); err != nil {
 		t.Fatalf("a statement error came back as %v", err)
 	}
-	d.Apply(Env{}, ModeExecute, stmts("PRAGMA max_page_count = 8"))
-	_, err := d.Apply(Env{}, ModeExecute, stmts("INSERT INTO big VALUES(zeroblob(1000000))"))
-	if !errors.Is(err, ErrEnvironment) {
-		t.Fatalf("a full database gave %v, want ErrEnvironment", err)
+	if err := d.execRaw("PRAGMA max_page_count = 8"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Apply(Env{}, ModeExecute, stmts("INSERT INTO big VALUES(zeroblob(1000000))"))
+	if err != nil || !strings.Contains(res[0].Error, "full") {
+		t.Fatalf("a full database on healthy storage gave %+v %v, want a statement error", res, err)
 	}
 	// Also inside a multi-statement request (run in one transaction).
-	_, err = d.Apply(Env{}, ModeExecute, stmts("INSERT INTO big VALUES(1)", "INSERT INTO big VALUES(zeroblob(1000000))"))
-	if !errors.Is(err, ErrEnvironment) {
-		t.Fatalf("a full database in a grouped request gave %v, want ErrEnvironment", err)
+	res, err = d.Apply(Env{}, ModeExecute, stmts("INSERT INTO big VALUES(1)", "INSERT INTO big VALUES(zeroblob(1000000))"))
+	if err != nil || res[0].Error != "" || !strings.Contains(res[1].Error, "full") {
+		t.Fatalf("a full database in a grouped request gave %+v %v", res, err)
+	}
+	if err := os.Rename(d.Path(), d.Path()+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.Apply(Env{}, ModeExecute, stmts("INSERT INTO big VALUES(zeroblob(1000000))"))
+	if !errors.Is(err, ErrEnvironment) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a full database whose file is gone gave %v, want ErrEnvironment", err)
 	}
 	if err := CheckPragmas(stmts("PRAGMA max_page_count = 8")); !errors.Is(err, ErrDisallowedPragma) {
 		t.Fatalf("max_page_count from a client: %v", err)
+	}
+}
+
+func TestProbeDir(t *testing.T) {
+	if err := probeDir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := probeDir(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("a missing directory passed the probe")
 	}
 }
 

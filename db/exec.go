@@ -42,7 +42,8 @@ const errOpenTx = "transaction left open by the request was rolled back: use ?tr
 // Apply runs req on the writer connection. It must not be called
 // concurrently with itself, Snapshot or Replace: the Raft FSM is its only
 // caller. Statement errors are reported in the results; the returned error is
-// for failures of the database itself.
+// for failures of the database itself (ErrEnvironment) or ErrClosed when
+// Interrupt stopped it, in which case nothing of req was kept.
 func (d *DB) Apply(env Env, mode Mode, req *command.Request) ([]command.Result, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -56,31 +57,57 @@ func (d *DB) Apply(env Env, mode Mode, req *command.Request) ([]command.Result, 
 	d.rand.seed(env.Seed)
 	defer d.rand.unseed()
 
-	ctx, failed := withEnvSlot(context.Background())
-	results := runRequest(ctx, d.writer, mode, req)
-	if failed.err != nil {
-		if !d.writer.AutoCommit() {
-			d.execRaw("ROLLBACK") //nolint:errcheck // the environment error is what matters
-		}
-		return nil, errors.Join(ErrEnvironment, failed.err)
-	}
-	if !d.writer.AutoCommit() {
-		if err := d.execRaw("ROLLBACK"); err != nil {
+	w := d.writer
+	if mode == ModeQuery {
+		// The query path never writes: the guard refuses writes it can
+		// see when statements are prepared, and query_only stops the
+		// rest (a PRAGMA that writes, for one) when they run.
+		if err := d.execRaw("PRAGMA query_only=1"); err != nil {
 			return nil, err
 		}
-		if len(results) > 0 {
-			results[len(results)-1] = command.Result{Error: errOpenTx}
+		w.setReadOnly(true)
+		defer func() {
+			w.setReadOnly(false)
+			d.execRaw("PRAGMA query_only=0") //nolint:errcheck // a failure shows on the next write
+		}()
+	}
+	ctx, failed := withEnvSlot(context.Background())
+	results := runRequest(ctx, w, mode, req)
+	if !w.AutoCommit() {
+		rerr := d.execRaw("ROLLBACK")
+		if failed.err == nil && !failed.closing {
+			if rerr != nil {
+				return nil, rerr
+			}
+			if len(results) > 0 {
+				results[len(results)-1] = command.Result{Error: errOpenTx}
+			}
+		}
+	}
+	if failed.closing {
+		return nil, ErrClosed
+	}
+	if w.dirty() {
+		d.resetWriter()
+	}
+	if failed.err != nil {
+		// SQLite failed in a way that can come from this node's storage.
+		// Whether it did is decided by checking the storage, never from
+		// the statement's error: a statement error is the same on every
+		// replica and stays a result.
+		if perr := d.probeStorage(); perr != nil {
+			return nil, errors.Join(ErrEnvironment, perr, failed.err)
 		}
 	}
 	return results, nil
 }
 
 // Query runs the read-only statements of req on a pooled read-only
-// connection. mode is ModeQuery or ModeRequest (in which case a write
-// statement fails with SQLite's read-only error).
+// connection. mode is ModeQuery or ModeRequest; either way a statement that
+// would write fails with ErrQueryWrite's text.
 func (d *DB) Query(ctx context.Context, mode Mode, req *command.Request) ([]command.Result, error) {
 	var results []command.Result
-	err := d.withReader(ctx, func(c *sqlite3.SQLiteConn) error {
+	err := d.withReader(ctx, func(c *conn) error {
 		results = runRequest(ctx, c, mode, req)
 		if !c.AutoCommit() {
 			_, err := c.Exec("ROLLBACK", nil)
@@ -91,7 +118,7 @@ func (d *DB) Query(ctx context.Context, mode Mode, req *command.Request) ([]comm
 	return results, err
 }
 
-func runRequest(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) []command.Result {
+func runRequest(ctx context.Context, c *conn, mode Mode, req *command.Request) []command.Result {
 	if !req.Transaction && len(req.Statements) > 1 && mode != ModeQuery && c.AutoCommit() && groupable(req) {
 		if res, ok := runGrouped(ctx, c, mode, req); ok {
 			return res
@@ -129,7 +156,7 @@ func groupable(req *command.Request) bool {
 // itself ends the transaction (ROLLBACK conflict resolution, RAISE(ROLLBACK),
 // an I/O error) or the commit fails, nothing of it is kept and ok is false,
 // so the caller runs the request again statement by statement.
-func runGrouped(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) ([]command.Result, bool) {
+func runGrouped(ctx context.Context, c *conn, mode Mode, req *command.Request) ([]command.Result, bool) {
 	if deferredChecks(c) {
 		// Deferred foreign keys are checked at COMMIT: a later statement
 		// of the request could repair what an earlier one broke, which
@@ -157,7 +184,7 @@ func runGrouped(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *comm
 // deferredChecks reports whether constraints may be checked only at
 // commit on c: foreign keys are on (by -fk or a PRAGMA). Grouping is left
 // out then, whether or not the schema declares deferred keys.
-func deferredChecks(c *sqlite3.SQLiteConn) bool {
+func deferredChecks(c *conn) bool {
 	rows, err := c.Query("PRAGMA foreign_keys", nil)
 	if err != nil {
 		return true
@@ -171,11 +198,11 @@ func deferredChecks(c *sqlite3.SQLiteConn) bool {
 	return on != 0
 }
 
-func runEach(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command.Request) []command.Result {
+func runEach(ctx context.Context, c *conn, mode Mode, req *command.Request) []command.Result {
 	results := make([]command.Result, 0, len(req.Statements))
 	if req.Transaction {
 		if _, err := c.Exec("BEGIN", nil); err != nil {
-			return append(results, command.Result{Error: errText(ctx, err)})
+			return append(results, command.Result{Error: errText(ctx, c, err)})
 		}
 	}
 	for i := range req.Statements {
@@ -191,14 +218,15 @@ func runEach(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, req *command
 	if req.Transaction && !c.AutoCommit() {
 		if _, err := c.Exec("COMMIT", nil); err != nil {
 			c.Exec("ROLLBACK", nil) //nolint:errcheck
-			results = append(results[:0], command.Result{Error: errText(ctx, err)})
+			results = append(results[:0], command.Result{Error: errText(ctx, c, err)})
 		}
 	}
 	return results
 }
 
-func runStatement(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, st *command.Statement) command.Result {
+func runStatement(ctx context.Context, c *conn, mode Mode, st *command.Statement) command.Result {
 	start := time.Now()
+	c.beginStatement()
 	args := namedValues(st.Parameters)
 	rows := mode == ModeQuery
 	switch mode {
@@ -207,7 +235,7 @@ func runStatement(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, st *com
 	case ModeRequest:
 		ro, err := isReadOnly(c, st.SQL)
 		if err != nil {
-			return command.Result{Error: errText(ctx, err), Time: since(start)}
+			return command.Result{Error: errText(ctx, c, err), Time: since(start)}
 		}
 		rows = ro || hasReturning(st.SQL)
 	}
@@ -217,7 +245,7 @@ func runStatement(ctx context.Context, c *sqlite3.SQLiteConn, mode Mode, st *com
 	} else {
 		res, err := c.ExecContext(ctx, st.SQL, args)
 		if err != nil {
-			r.Error = errText(ctx, err)
+			r.Error = errText(ctx, c, err)
 		} else if mayChangeRows(st.SQL) {
 			// SQLite's counters keep the values of the last INSERT, UPDATE
 			// or DELETE; after DDL or a SELECT they would be stale.
@@ -233,9 +261,12 @@ func since(t time.Time) float64 { return time.Since(t).Seconds() }
 
 // isReadOnly reports whether SQLite considers the first statement of q
 // read-only.
-func isReadOnly(c *sqlite3.SQLiteConn, q string) (bool, error) {
+func isReadOnly(c *conn, q string) (bool, error) {
 	s, err := c.Prepare(q)
 	if err != nil {
+		if why, _ := c.why(); why == whyWrite {
+			return false, nil // a read connection's guard refused a write
+		}
 		return false, err
 	}
 	defer s.Close()
@@ -304,11 +335,11 @@ func namedValues(ps []command.Parameter) []driver.NamedValue {
 	return nv
 }
 
-func queryRows(ctx context.Context, c *sqlite3.SQLiteConn, q string, args []driver.NamedValue) command.Result {
+func queryRows(ctx context.Context, c *conn, q string, args []driver.NamedValue) command.Result {
 	r := command.Result{IsQuery: true}
 	rs, err := c.QueryContext(ctx, q, args)
 	if err != nil {
-		return command.Result{Error: errText(ctx, err)}
+		return command.Result{Error: errText(ctx, c, err)}
 	}
 	defer rs.Close()
 	r.Columns = rs.Columns()
@@ -322,7 +353,7 @@ func queryRows(ctx context.Context, c *sqlite3.SQLiteConn, q string, args []driv
 		dest := make([]driver.Value, len(r.Columns))
 		if err := rs.Next(dest); err != nil {
 			if !errors.Is(err, io.EOF) {
-				return command.Result{Error: errText(ctx, err)}
+				return command.Result{Error: errText(ctx, c, err)}
 			}
 			break
 		}
@@ -375,8 +406,9 @@ func valueType(v any) string {
 // by SQLite when it prepares them on a read connection.
 func (d *DB) ReadOnly(ctx context.Context, req *command.Request) (bool, error) {
 	ro := true
-	err := d.withReader(ctx, func(c *sqlite3.SQLiteConn) error {
+	err := d.withReader(ctx, func(c *conn) error {
 		for i := range req.Statements {
+			c.beginStatement()
 			ok, err := isReadOnly(c, req.Statements[i].SQL)
 			if err != nil {
 				// Let the statement fail where it runs, with its own error.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -34,6 +35,10 @@ type fsm struct {
 	idPath string
 	// fatal stops the process (Config.Fatal).
 	fatal func(error)
+	// halted is set when the database was interrupted for shutdown: from
+	// then on nothing is applied and no snapshot is taken, so no state
+	// claims an index whose effects it lacks.
+	halted atomic.Bool
 
 	mu        sync.Mutex
 	clusterID string
@@ -83,7 +88,14 @@ func (f *fsm) setClusterID(id string, force bool) error {
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
-	defer f.setIndex(l.Index)
+	if f.halted.Load() {
+		return &fsmResponse{err: ErrNotOpen}
+	}
+	defer func() {
+		if !f.halted.Load() {
+			f.setIndex(l.Index)
+		}
+	}()
 	c, err := command.Decode(l.Data)
 	if err != nil {
 		// A corrupt entry can only come from a bug or a damaged log; every
@@ -100,7 +112,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 			mode = db.ModeRequest
 		}
 		res, err := f.db.Apply(env, mode, &c.Request)
-		if errors.Is(err, db.ErrEnvironment) {
+		switch {
+		case errors.Is(err, db.ErrClosed):
+			// Stopped for shutdown, with nothing kept: the entry is
+			// applied again from the log when the node restarts.
+			f.halted.Store(true)
+			return &fsmResponse{err: ErrNotOpen}
+		case errors.Is(err, db.ErrEnvironment):
 			f.stop(fmt.Errorf("log entry %d: %w", l.Index, err))
 		}
 		return &fsmResponse{results: res, err: err}
@@ -204,6 +222,9 @@ func (f *fsm) lastStateChange(i uint64) uint64 {
 // in a read transaction (Apply runs on this goroutine, so that state is
 // exactly the applied index); Persist copies it while writes go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if f.halted.Load() {
+		return nil, ErrNotOpen
+	}
 	index, _ := f.appliedIndex()
 	snap, err := f.db.BeginSnapshot()
 	if err != nil {

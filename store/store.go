@@ -134,6 +134,9 @@ type Config struct {
 	ForeignKeys bool
 	// MaxReadConns bounds concurrent read connections (0: no bound).
 	MaxReadConns int
+	// MaxSteps bounds the SQLite steps of one statement applied from the
+	// log (0: no bound; see db.Config.MaxSteps).
+	MaxSteps int64
 
 	// RaftLogLevel is hashicorp/raft's log level (ERROR, WARN, INFO, DEBUG).
 	RaftLogLevel string
@@ -163,6 +166,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:  10 * time.Second,
 		TrailingLogs:      10240,
 		MaxReadConns:      256,
+		MaxSteps:          db.DefaultMaxSteps,
 		RaftLogLevel:      "WARN",
 	}
 }
@@ -194,6 +198,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: snapshot interval %v must be positive", c.SnapshotInterval)
 	case c.MaxReadConns < 0:
 		return fmt.Errorf("store: max read connections %d must not be negative", c.MaxReadConns)
+	case c.MaxSteps < 0:
+		return fmt.Errorf("store: max steps %d must not be negative (0 for no limit)", c.MaxSteps)
 	}
 	if hclog.LevelFromString(c.RaftLogLevel) == hclog.NoLevel {
 		return fmt.Errorf("store: unknown Raft log level %q (use ERROR, WARN, INFO or DEBUG)", c.RaftLogLevel)
@@ -284,7 +290,7 @@ func (s *Store) Open() (retErr error) {
 			return fmt.Errorf("remove stale database: %w", err)
 		}
 	}
-	d, err := db.Open(db.Config{Path: dbPath, ForeignKeys: s.cfg.ForeignKeys, MaxReadConns: s.cfg.MaxReadConns})
+	d, err := db.Open(db.Config{Path: dbPath, ForeignKeys: s.cfg.ForeignKeys, MaxReadConns: s.cfg.MaxReadConns, MaxSteps: s.cfg.MaxSteps})
 	if err != nil {
 		return err
 	}
@@ -476,6 +482,9 @@ func (s *Store) Close(stepDown bool) error {
 			s.logger.Warn("leadership transfer before shutdown failed", "error", err)
 		}
 	}
+	// A statement being applied may run for long (up to the step limit):
+	// stop it, so shutting down takes seconds. Nothing more is applied.
+	d.Interrupt()
 	var errs []error
 	if err := r.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rqlited/rqlited/db"
 	"github.com/rqlited/rqlited/disco"
 )
 
@@ -58,6 +59,7 @@ type Config struct {
 
 	ForeignKeys  bool
 	MaxReadConns int
+	MaxSteps     int64
 
 	WriteQueueCapacity  int
 	WriteQueueBatchSize int
@@ -146,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*C
 
 	fs.BoolVar(&c.ForeignKeys, "fk", false, "Enable SQLite foreign key constraints")
 	fs.IntVar(&c.MaxReadConns, "db-max-ro-conns", 256, "Maximum number of read-only SQLite connections (0 for no limit)")
+	fs.Int64Var(&c.MaxSteps, "db-max-steps", db.DefaultMaxSteps, "Maximum SQLite steps of one statement applied from the Raft log, the same on every node; a statement that needs more fails with an error (0 for no limit)")
 
 	fs.IntVar(&c.WriteQueueCapacity, "write-queue-capacity", 1024, "Write queue capacity")
 	fs.IntVar(&c.WriteQueueBatchSize, "write-queue-batch-size", 128, "Write queue batch size")
@@ -404,6 +407,9 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 	}
 	if c.MaxReadConns < 0 {
 		return errors.New("-db-max-ro-conns must not be negative")
+	}
+	if c.MaxSteps < 0 {
+		return errors.New("-db-max-steps must not be negative (0 for no limit)")
 	}
 	switch strings.ToUpper(c.LogLevel) {
 	case "ERROR", "WARN", "INFO", "DEBUG":

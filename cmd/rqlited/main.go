@@ -136,6 +136,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		ln.Close()
 		return err
 	}
+	warnOpenInterNode(cfg, ln.Addr(), logger)
 	var mx *mux.Mux
 	if sec.nodeServer != nil {
 		mx = mux.NewTLS(ln, sec.nodeServer, sec.nodeClient, logger)
@@ -165,6 +166,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	sc.RemoveShutdown = cfg.RaftRemoveShutdown
 	sc.ForeignKeys = cfg.ForeignKeys
 	sc.MaxReadConns = cfg.MaxReadConns
+	sc.MaxSteps = cfg.MaxSteps
 	sc.RaftLogLevel = strings.ToUpper(cfg.RaftLogLevel)
 	sc.LogOutput = stderr
 	sc.Logger = logger
