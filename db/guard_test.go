@@ -188,7 +188,7 @@ func TestStepLimit(t *testing.T) {
 			t.Fatalf("mode %d: %+v %v", mode, res, err)
 		}
 	}
-	res, err := d.Apply(Env{}, ModeExecute, stmts("INSERT INTO t " + unbounded))
+	res, err := d.Apply(Env{}, ModeExecute, stmts("INSERT INTO t "+unbounded))
 	if err != nil || !strings.Contains(res[0].Error, "-db-max-steps") {
 		t.Fatalf("unbounded insert: %+v %v", res, err)
 	}
