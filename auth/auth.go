@@ -11,6 +11,7 @@ package auth
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -59,27 +61,66 @@ type entry struct {
 }
 
 type user struct {
-	password []byte // plain text, or a bcrypt hash when hashed
+	password []byte   // plain text, or a bcrypt hash when hashed
+	digest   [32]byte // SHA-256 of a plain-text password
 	hashed   bool
+	cost     int // bcrypt cost, when hashed
 	perms    map[string]bool
 }
 
 // Store is a loaded -auth file. It is safe for concurrent use; Reload
 // swaps in a new version of the file atomically.
+//
+// Every failed password check costs one bcrypt comparison, whether the
+// user exists or not (unknown users, and wrong plain-text passwords, are
+// compared against a dummy hash of the highest cost in the file), so that
+// the time taken does not tell which users exist. Callers that pass their
+// client's address to Authorize are throttled after repeated failures.
 type Store struct {
 	path string
+	// compare is bcrypt's comparison (a test counts calls).
+	compare  func(hash, password []byte) error
+	throttle *throttle
 
 	mu    sync.RWMutex
 	users map[string]*user
+	// dummy is a bcrypt hash of a random password, of the highest cost
+	// among the users' hashes (bcrypt.DefaultCost without any).
+	dummy []byte
 	// verified caches successful bcrypt checks (username + SHA-256 of the
 	// password), since bcrypt costs tens of milliseconds per request.
 	verified map[[32]byte]bool
+
+	// flights are the password checks in progress, by cache key: a check
+	// identical to one in progress waits for its result instead of running
+	// bcrypt again (a client opening many connections at once with the
+	// same credentials pays for one).
+	flightMu sync.Mutex
+	flights  map[[32]byte]*flight
+	// waiting, if set, is called when a check waits for an identical one
+	// (a test's hook).
+	waiting func()
 }
+
+type flight struct {
+	done chan struct{}
+	ran  bool // false: the check was refused by the throttle, not run
+	good bool
+}
+
+// noHashCost is the dummy hash's cost when no user has a bcrypt hash (a
+// test lowers it).
+var noHashCost = bcrypt.DefaultCost
 
 // Load reads the file at path. plain lists the users whose password is in
 // plain text, for a start-up warning.
 func Load(path string) (s *Store, plain []string, err error) {
-	s = &Store{path: path}
+	s = &Store{
+		path:     path,
+		compare:  bcrypt.CompareHashAndPassword,
+		throttle: newThrottle(time.Now),
+		flights:  map[[32]byte]*flight{},
+	}
 	if plain, err = s.Reload(); err != nil {
 		return nil, nil, err
 	}
@@ -97,10 +138,34 @@ func (s *Store) Reload() (plain []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth file %s: %w", s.path, err)
 	}
+	cost := dummyCost(users, noHashCost)
+	s.mu.RLock()
+	dummy := s.dummy
+	s.mu.RUnlock()
+	if c, err := bcrypt.Cost(dummy); err != nil || c != cost {
+		if dummy, err = bcrypt.GenerateFromPassword([]byte(rand.Text()), cost); err != nil {
+			return nil, fmt.Errorf("auth file %s: make a dummy bcrypt hash of cost %d: %w", s.path, cost, err)
+		}
+	}
 	s.mu.Lock()
-	s.users, s.verified = users, map[[32]byte]bool{}
+	s.users, s.dummy, s.verified = users, dummy, map[[32]byte]bool{}
 	s.mu.Unlock()
 	return plain, nil
+}
+
+// dummyCost is the highest bcrypt cost among users, or fallback if none has
+// a hash.
+func dummyCost(users map[string]*user, fallback int) int {
+	cost := 0
+	for _, u := range users {
+		if u.hashed {
+			cost = max(cost, u.cost)
+		}
+	}
+	if cost == 0 {
+		return fallback
+	}
+	return cost
 }
 
 func parse(b []byte) (map[string]*user, []string, error) {
@@ -128,12 +193,16 @@ func parse(b []byte) (map[string]*user, []string, error) {
 			u.perms[p] = true
 		}
 		if isBcrypt(e.Password) {
-			if _, err := bcrypt.Cost(u.password); err != nil {
+			cost, err := bcrypt.Cost(u.password)
+			if err != nil {
 				return nil, nil, fmt.Errorf("user %q: password looks like a bcrypt hash but is not one: %w", e.Username, err)
 			}
-			u.hashed = true
-		} else if e.Username != Everyone {
-			plain = append(plain, e.Username)
+			u.hashed, u.cost = true, cost
+		} else {
+			u.digest = sha256.Sum256(u.password)
+			if e.Username != Everyone {
+				plain = append(plain, e.Username)
+			}
 		}
 		users[e.Username] = u
 	}
@@ -173,53 +242,172 @@ func (s *Store) Password(username string) (string, error) {
 	return string(u.password), nil
 }
 
+// ErrDenied marks a refused caller: no credentials, a wrong username or
+// password, or a user without the permission.
+var ErrDenied = errors.New("not authorized")
+
+var errWrong = fmt.Errorf("%w: wrong username or password", ErrDenied)
+
 // Authenticate reports whether the credentials are those of a user in the
-// file. Anonymous callers (ok false) are not authenticated.
+// file. Anonymous callers (ok false) are not authenticated. It does not
+// throttle (see Authorize).
 func (s *Store) Authenticate(username, password string, ok bool) bool {
-	if !ok || username == Everyone {
+	if !ok {
 		return false
 	}
-	s.mu.RLock()
-	u, found := s.users[username]
-	s.mu.RUnlock()
-	if !found {
-		return false
-	}
-	if !u.hashed {
-		return subtle.ConstantTimeCompare(u.password, []byte(password)) == 1
-	}
-	key := sha256.Sum256([]byte(username + "\x00" + password + "\x00" + string(u.password)))
-	s.mu.RLock()
-	hit := s.verified[key]
-	s.mu.RUnlock()
-	if hit {
-		return true
-	}
-	if bcrypt.CompareHashAndPassword(u.password, []byte(password)) != nil {
-		return false
-	}
-	s.mu.Lock()
-	if len(s.verified) > 10000 {
-		s.verified = map[[32]byte]bool{}
-	}
-	s.verified[key] = true
-	s.mu.Unlock()
-	return true
+	_, err := s.verify("", username, password)
+	return err == nil
 }
 
 // Allowed reports whether a caller may do what perm names: the "*" user
 // has it, or the caller authenticates as a user that has it (or "all").
-// ok says whether the caller sent credentials at all.
+// ok says whether the caller sent credentials at all. It does not throttle
+// (see Authorize).
 func (s *Store) Allowed(username, password string, ok bool, perm string) bool {
+	return s.Authorize("", username, password, ok, perm) == nil
+}
+
+// Authorize returns nil if a caller may do everything perms name: for each,
+// the "*" user has it, or the caller authenticates as a user that has it
+// (or "all"). ok says whether the caller sent credentials at all. client is
+// the caller's address (its IP): after repeated failed logins from it,
+// further logins are refused without checking the password, with a
+// *ThrottledError (errors.Is(err, ErrThrottled)) that says when to retry.
+// An empty client is not throttled. Other refusals wrap ErrDenied.
+func (s *Store) Authorize(client, username, password string, ok bool, perms ...string) error {
 	s.mu.RLock()
 	every := s.users[Everyone]
-	u := s.users[username]
 	s.mu.RUnlock()
-	if every != nil && (every.perms[perm] || every.perms[PermAll]) {
-		return true
+	var need []string
+	for _, p := range perms {
+		if every == nil || !(every.perms[p] || every.perms[PermAll]) {
+			need = append(need, p)
+		}
 	}
-	if u == nil || !(u.perms[perm] || u.perms[PermAll]) {
-		return false
+	if len(need) == 0 {
+		return nil
 	}
-	return s.Authenticate(username, password, ok)
+	if !ok {
+		return fmt.Errorf("%w: no credentials", ErrDenied)
+	}
+	// The password is checked before the permissions, so that a user
+	// without the permission takes as long to refuse as any other.
+	u, err := s.verify(client, username, password)
+	if err != nil {
+		return err
+	}
+	for _, p := range need {
+		if !(u.perms[p] || u.perms[PermAll]) {
+			return fmt.Errorf("%w: user %q lacks the %q permission", ErrDenied, username, p)
+		}
+	}
+	return nil
+}
+
+// verify checks a username and password, at the cost of one bcrypt
+// comparison unless they are right (and cached, or plain text): unknown
+// users and wrong plain-text passwords are compared against the dummy
+// hash. It returns the user the credentials are those of.
+func (s *Store) verify(client, username, password string) (*user, error) {
+	if err := s.throttle.check(client); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	u, dummy := s.users[username], s.dummy
+	s.mu.RUnlock()
+	if username == Everyone {
+		u = nil
+	}
+	hash := dummy
+	if u != nil && u.hashed {
+		hash = u.password
+	}
+	key := cacheKey(username, password, hash)
+	if u != nil && u.hashed {
+		s.mu.RLock()
+		hit := s.verified[key]
+		s.mu.RUnlock()
+		if hit {
+			s.throttle.record(client, true)
+			return u, nil
+		}
+	} else if u != nil && plainEqual(u.digest, password) {
+		s.throttle.record(client, true)
+		return u, nil
+	}
+	for {
+		f, leader := s.join(key)
+		if !leader {
+			if s.waiting != nil {
+				s.waiting()
+			}
+			<-f.done
+			if !f.ran {
+				continue // its client was throttled; this one may not be
+			}
+			s.throttle.record(client, f.good)
+			if !f.good {
+				return nil, errWrong
+			}
+			return u, nil
+		}
+		c, err := s.throttle.begin(client)
+		if err == nil {
+			// Only a hashed user's own hash can succeed; the dummy
+			// comparison is there for its cost.
+			f.good = s.compare(hash, []byte(password)) == nil && u != nil && u.hashed
+			f.ran = true
+			s.throttle.end(c, f.good)
+			if f.good {
+				s.mu.Lock()
+				if len(s.verified) > 10000 {
+					s.verified = map[[32]byte]bool{}
+				}
+				s.verified[key] = true
+				s.mu.Unlock()
+			}
+		}
+		s.land(key, f)
+		if err != nil {
+			return nil, err
+		}
+		if !f.good {
+			return nil, errWrong
+		}
+		return u, nil
+	}
+}
+
+// cacheKey keys the cache of successful checks, and the checks in
+// progress.
+func cacheKey(username, password string, hash []byte) [32]byte {
+	return sha256.Sum256([]byte(username + "\x00" + password + "\x00" + string(hash)))
+}
+
+// join returns the check in progress for key, or starts one (leader true)
+// that the caller must land.
+func (s *Store) join(key [32]byte) (f *flight, leader bool) {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	if f := s.flights[key]; f != nil {
+		return f, false
+	}
+	f = &flight{done: make(chan struct{})}
+	s.flights[key] = f
+	return f, true
+}
+
+func (s *Store) land(key [32]byte, f *flight) {
+	s.flightMu.Lock()
+	delete(s.flights, key)
+	s.flightMu.Unlock()
+	close(f.done)
+}
+
+// plainEqual compares a plain-text password with the SHA-256 digest of the
+// stored one in constant time: comparing digests, rather than the
+// passwords, keeps the time independent of the passwords' lengths too.
+func plainEqual(digest [32]byte, password string) bool {
+	d := sha256.Sum256([]byte(password))
+	return subtle.ConstantTimeCompare(digest[:], d[:]) == 1
 }

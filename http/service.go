@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,11 +61,14 @@ type Node interface {
 	Remove(id string) error
 }
 
-// Authorizer decides whether a caller may do what a permission names
-// (package auth's Store satisfies it). ok says whether the request carried
-// Basic credentials at all.
+// Authorizer decides whether a caller may do what permissions name
+// (package auth's Store satisfies it): it returns nil if the caller at
+// client (its IP address) may do all of perms. ok says whether the request
+// carried Basic credentials at all. A refusal whose error has a
+// RetryAfter() time.Duration method (repeated failed logins from client)
+// is answered 429 with a Retry-After header; any other, 401.
 type Authorizer interface {
-	Allowed(username, password string, ok bool, perm string) bool
+	Authorize(client, username, password string, ok bool, perms ...string) error
 }
 
 // Store is everything the HTTP service needs from the store.
@@ -97,7 +102,8 @@ type Config struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	// Auth, if set, checks every request's Basic credentials against the
-	// permission its path needs; failures get 401.
+	// permission its path needs; failures get 401 (429 while the caller's
+	// address is throttled after repeated failed logins).
 	Auth Authorizer
 	// TLS, if set, makes the API serve HTTPS.
 	TLS *tls.Config
@@ -281,9 +287,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
-		if !s.authorized(r, perms) {
+		if err := s.authorize(r, perms); err != nil {
 			h.Set("Connection", "close")
-			w.WriteHeader(http.StatusUnauthorized)
+			refuse(w, err)
 			return
 		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {
@@ -320,34 +326,47 @@ var routePerms = map[string][]string{
 	"/readyz": {"ready"}, "/remove": {"remove"},
 }
 
-// authorized reports whether the caller of r has every permission in
-// perms; without -auth everyone has.
-func (s *Service) authorized(r *http.Request, perms []string) bool {
+// authorize returns nil if the caller of r has every permission in perms;
+// without -auth everyone has. The caller's address is r.RemoteAddr's IP
+// (X-Forwarded-For is not trusted).
+func (s *Service) authorize(r *http.Request, perms []string) error {
 	if s.cfg.Auth == nil {
-		return true
+		return nil
+	}
+	client := r.RemoteAddr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		client = ap.Addr().WithZone("").Unmap().String()
 	}
 	user, pass, ok := r.BasicAuth()
-	for _, perm := range perms {
-		if !s.cfg.Auth.Allowed(user, pass, ok, perm) {
-			return false
-		}
+	return s.cfg.Auth.Authorize(client, user, pass, ok, perms...)
+}
+
+// refuse answers a request authorize refused: 429 with Retry-After and the
+// reason if the caller is throttled, 401 otherwise.
+func refuse(w http.ResponseWriter, err error) {
+	var throttled interface{ RetryAfter() time.Duration }
+	if errors.As(err, &throttled) {
+		secs := max(int64((throttled.RetryAfter()+time.Second-1)/time.Second), 1)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
 	}
-	return true
+	w.WriteHeader(http.StatusUnauthorized)
 }
 
 // route dispatches a request by path.
 func (s *Service) route(w http.ResponseWriter, r *http.Request, p *params) {
 	if h, ok := s.routes[r.URL.Path]; ok {
-		if !s.authorized(r, routePerms[r.URL.Path]) {
-			w.WriteHeader(http.StatusUnauthorized)
+		if err := s.authorize(r, routePerms[r.URL.Path]); err != nil {
+			refuse(w, err)
 			return
 		}
 		h(w, r, p)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
-		if !s.authorized(r, []string{"status"}) {
-			w.WriteHeader(http.StatusUnauthorized)
+		if err := s.authorize(r, []string{"status"}); err != nil {
+			refuse(w, err)
 			return
 		}
 		s.debug.ServeHTTP(w, r)
