@@ -35,6 +35,10 @@ var (
 // the 2-core machines of DOC/PERFORMANCE.md (135 million steps a second).
 const DefaultMaxSteps = 1_000_000_000
 
+// DefaultMaxResultBytes is the default bound on the memory of one
+// statement's result rows.
+const DefaultMaxResultBytes = 256 << 20
+
 // Config configures a DB.
 type Config struct {
 	// Path is the SQLite database file. It is created if missing.
@@ -47,6 +51,11 @@ type Config struct {
 	// applied from the log (Apply); 0 means no bound. The count is the same
 	// on every replica, so a statement stopped on one is stopped on all.
 	MaxSteps int64
+	// MaxResultBytes bounds the memory the rows of one statement's result
+	// may take (estimated from the values: their length plus Go's
+	// per-value and per-row overhead); a larger result is an error. 0
+	// means no bound.
+	MaxResultBytes int64
 }
 
 // Validate reports whether the configuration can be used.
@@ -59,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSteps < 0 {
 		return fmt.Errorf("db: max steps %d must not be negative (0 for no limit)", c.MaxSteps)
+	}
+	if c.MaxResultBytes < 0 {
+		return fmt.Errorf("db: max result bytes %d must not be negative (0 for no limit)", c.MaxResultBytes)
 	}
 	return nil
 }
@@ -135,6 +147,7 @@ func (d *DB) openWriter() (*conn, error) {
 		c.Close()
 		return nil, err
 	}
+	g.maxResult = d.cfg.MaxResultBytes
 	return g, nil
 }
 
@@ -148,6 +161,7 @@ func (d *DB) openReader() (*conn, error) {
 		c.Close()
 		return nil, err
 	}
+	g.maxResult = d.cfg.MaxResultBytes
 	return g, nil
 }
 

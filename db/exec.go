@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -349,26 +350,49 @@ func queryRows(ctx context.Context, c *conn, q string, args []driver.NamedValue)
 	}
 	r.Types = make([]string, len(r.Columns))
 	copy(r.Types, decl)
+	var size int64
+	dest := make([]driver.Value, len(r.Columns))
 	for {
-		dest := make([]driver.Value, len(r.Columns))
 		if err := rs.Next(dest); err != nil {
 			if !errors.Is(err, io.EOF) {
 				return command.Result{Error: errText(ctx, c, err)}
 			}
 			break
 		}
+		size += rowOverhead
 		row := make([]any, len(dest))
 		for i, v := range dest {
-			if t, ok := v.(time.Time); ok {
-				v = t.Format(time.RFC3339Nano)
-			}
 			row[i] = v
+			switch v := v.(type) {
+			case time.Time:
+				row[i] = v.Format(time.RFC3339Nano)
+				size += valueOverhead + 32
+			case string:
+				size += valueOverhead + int64(len(v))
+			case []byte:
+				size += valueOverhead + int64(len(v))
+			default:
+				size += valueOverhead
+			}
+		}
+		if c.maxResult > 0 && size > c.maxResult {
+			// The count depends only on the rows, so a result stopped
+			// on one replica (a strong query, RETURNING) is stopped on all.
+			return command.Result{Error: fmt.Sprintf("query result is larger than %d bytes, the limit set by -db-max-result-bytes: "+
+				"ask for fewer rows (LIMIT, a narrower WHERE) or raise the limit", c.maxResult)}
 		}
 		r.Values = append(r.Values, row)
 	}
 	inferTypes(r.Types, r.Values)
 	return r
 }
+
+// The memory a result row and a value cost in Go beyond their data (slice
+// and interface headers), for the result size limit.
+const (
+	rowOverhead   = 24
+	valueOverhead = 16
+)
 
 // inferTypes fills in the type of expression columns, which have no declared
 // type, from the first non-NULL value in the column.

@@ -268,6 +268,9 @@ type conn struct {
 	g     *C.rq_guard
 	arg   *C.rq_progress_arg
 	steps int64 // the step limit the guard was given
+	// maxResult bounds the estimated memory of one statement's result
+	// rows (0: no bound).
+	maxResult int64
 	// bad is set when the connection must not be reused (a guard
 	// finding it could not clear).
 	bad atomic.Bool

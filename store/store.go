@@ -137,6 +137,9 @@ type Config struct {
 	// MaxSteps bounds the SQLite steps of one statement applied from the
 	// log (0: no bound; see db.Config.MaxSteps).
 	MaxSteps int64
+	// MaxResultBytes bounds the memory of one statement's result rows (0:
+	// no bound; see db.Config.MaxResultBytes).
+	MaxResultBytes int64
 
 	// RaftLogLevel is hashicorp/raft's log level (ERROR, WARN, INFO, DEBUG).
 	RaftLogLevel string
@@ -167,6 +170,7 @@ func DefaultConfig() Config {
 		TrailingLogs:      10240,
 		MaxReadConns:      256,
 		MaxSteps:          db.DefaultMaxSteps,
+		MaxResultBytes:    db.DefaultMaxResultBytes,
 		RaftLogLevel:      "WARN",
 	}
 }
@@ -198,6 +202,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: snapshot interval %v must be positive", c.SnapshotInterval)
 	case c.MaxReadConns < 0:
 		return fmt.Errorf("store: max read connections %d must not be negative", c.MaxReadConns)
+	case c.MaxResultBytes < 0:
+		return fmt.Errorf("store: max result bytes %d must not be negative (0 for no limit)", c.MaxResultBytes)
 	case c.MaxSteps < 0:
 		return fmt.Errorf("store: max steps %d must not be negative (0 for no limit)", c.MaxSteps)
 	}
@@ -290,7 +296,8 @@ func (s *Store) Open() (retErr error) {
 			return fmt.Errorf("remove stale database: %w", err)
 		}
 	}
-	d, err := db.Open(db.Config{Path: dbPath, ForeignKeys: s.cfg.ForeignKeys, MaxReadConns: s.cfg.MaxReadConns, MaxSteps: s.cfg.MaxSteps})
+	d, err := db.Open(db.Config{Path: dbPath, ForeignKeys: s.cfg.ForeignKeys, MaxReadConns: s.cfg.MaxReadConns, MaxSteps: s.cfg.MaxSteps,
+		MaxResultBytes: s.cfg.MaxResultBytes})
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,7 @@ type Config struct {
 	ForeignKeys  bool
 	MaxReadConns int
 	MaxSteps     int64
+	MaxResult    int64
 
 	WriteQueueCapacity  int
 	WriteQueueBatchSize int
@@ -148,6 +149,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*C
 
 	fs.BoolVar(&c.ForeignKeys, "fk", false, "Enable SQLite foreign key constraints")
 	fs.IntVar(&c.MaxReadConns, "db-max-ro-conns", 256, "Maximum number of read-only SQLite connections (0 for no limit)")
+	fs.Int64Var(&c.MaxResult, "db-max-result-bytes", db.DefaultMaxResultBytes, "Maximum memory the rows of one statement's result may take; a larger result fails with an error (0 for no limit)")
 	fs.Int64Var(&c.MaxSteps, "db-max-steps", db.DefaultMaxSteps, "Maximum SQLite steps of one statement applied from the Raft log, the same on every node; a statement that needs more fails with an error (0 for no limit)")
 
 	fs.IntVar(&c.WriteQueueCapacity, "write-queue-capacity", 1024, "Write queue capacity")
@@ -410,6 +412,9 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 	}
 	if c.MaxSteps < 0 {
 		return errors.New("-db-max-steps must not be negative (0 for no limit)")
+	}
+	if c.MaxResult < 0 {
+		return errors.New("-db-max-result-bytes must not be negative (0 for no limit)")
 	}
 	switch strings.ToUpper(c.LogLevel) {
 	case "ERROR", "WARN", "INFO", "DEBUG":

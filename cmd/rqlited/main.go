@@ -167,6 +167,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	sc.ForeignKeys = cfg.ForeignKeys
 	sc.MaxReadConns = cfg.MaxReadConns
 	sc.MaxSteps = cfg.MaxSteps
+	sc.MaxResultBytes = cfg.MaxResult
 	sc.RaftLogLevel = strings.ToUpper(cfg.RaftLogLevel)
 	sc.LogOutput = stderr
 	sc.Logger = logger
@@ -190,6 +191,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	client.SetMemberCheck(raftMember(str))
 	if err := str.Open(); err != nil {
 		return err
 	}
