@@ -188,12 +188,15 @@ func checkSQLiteFile(path string) error {
 // indexes and triggers) are written.
 func (d *DB) Dump(ctx context.Context, w io.Writer, tables []string) error {
 	return d.withReader(ctx, func(gc *conn) error {
-		c := gc.SQLiteConn
-		bw := bufio.NewWriterSize(w, 64<<10)
-		if err := dump(ctx, c, bw, tables); err != nil {
-			return err
-		}
-		return bw.Flush()
+		// A dump of a large table is one long statement: the node's own,
+		// so without the step limit.
+		return gc.internal(func() error {
+			bw := bufio.NewWriterSize(w, 64<<10)
+			if err := dump(ctx, gc.SQLiteConn, bw, tables); err != nil {
+				return err
+			}
+			return bw.Flush()
+		})
 	})
 }
 

@@ -48,8 +48,10 @@ type Config struct {
 	// MaxReadConns bounds the read-only connection pool; 0 means no bound.
 	MaxReadConns int
 	// MaxSteps bounds the SQLite virtual-machine steps of one statement
-	// applied from the log (Apply); 0 means no bound. The count is the same
-	// on every replica, so a statement stopped on one is stopped on all.
+	// from a client, applied from the log or read from the pool; 0 means
+	// no bound. The count is the same on every replica, so a statement
+	// stopped on one is stopped on all. The node's own statements (dumps,
+	// backups) are not bounded.
 	MaxSteps int64
 	// MaxResultBytes bounds the memory the rows of one statement's result
 	// may take (estimated from the values: their length plus Go's
@@ -156,7 +158,7 @@ func (d *DB) openReader() (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open read connection: %w", err)
 	}
-	g, err := guard(c.(*sqlite3.SQLiteConn), d.sh, 0, true)
+	g, err := guard(c.(*sqlite3.SQLiteConn), d.sh, d.cfg.MaxSteps, true)
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -173,7 +173,7 @@ static int rq_progress(void *p) {
 		g->why = RQ_WHY_CLOSING;
 		return 1;
 	}
-	if (g->max_calls > 0 && rq_any_busy(a->db) && ++g->calls > g->max_calls) {
+	if (g->max_calls > 0 && !g->internal && rq_any_busy(a->db) && ++g->calls > g->max_calls) {
 		g->why = RQ_WHY_STEPS;
 		return 1;
 	}
@@ -332,7 +332,8 @@ func (c *conn) setReadOnly(v bool) {
 	}
 }
 
-// internal runs fn with the guard off, for the node's own statements.
+// internal runs fn with the guard off (no authorizer, no step limit), for
+// the node's own statements.
 func (c *conn) internal(fn func() error) error {
 	c.g.internal = 1
 	defer func() { c.g.internal = 0 }()

@@ -197,12 +197,16 @@ func TestStepLimit(t *testing.T) {
 	if got := mustQuery(t, d, "SELECT count(*) FROM t"); got.Values[0][0] != int64(4) {
 		t.Fatalf("rows after stopped statements: %v", got.Values)
 	}
-	// Reads on the pool are bounded by their context instead.
+	// Reads on the pool are bounded too (and by their context).
+	res, err = d.Query(context.Background(), ModeQuery, stmts(unbounded))
+	if err != nil || !strings.Contains(res[0].Error, "-db-max-steps") {
+		t.Fatalf("unbounded read: %+v %v", res, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	res, err = d.Query(ctx, ModeQuery, stmts(unbounded))
+	res, err = openWith(t, Config{}).Query(ctx, ModeQuery, stmts(unbounded))
 	if err == nil && (len(res) == 0 || res[0].Error == "") {
-		t.Fatalf("unbounded read: %+v", res)
+		t.Fatalf("unbounded read with a timeout: %+v", res)
 	}
 }
 
