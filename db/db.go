@@ -90,8 +90,10 @@ type DB struct {
 	// readers is the idle read-only pool; sem bounds how many exist.
 	readers chan *conn
 	sem     chan struct{}
-	// sh carries the closing flag every connection's guard reads.
-	sh shared
+	// sh carries the closing flag every connection's guard reads; shMu
+	// guards freeing it, so Interrupt is safe at any time.
+	shMu sync.Mutex
+	sh   shared
 }
 
 // Open opens (creating if needed) the database file named in cfg.
@@ -192,7 +194,10 @@ func (d *DB) Close() error {
 	}
 	d.closed = true
 	err := d.closeConns()
+	d.shMu.Lock()
 	d.sh.free()
+	d.sh = shared{}
+	d.shMu.Unlock()
 	return err
 }
 
@@ -201,8 +206,15 @@ func (d *DB) Close() error {
 // later one: a node that is shutting down must not wait for a statement
 // that could run for a long time. Apply then returns ErrClosed instead of
 // results, so the entry is applied again when the node restarts. Interrupt
-// is for shutting down: the DB is of no further use but to Close.
-func (d *DB) Interrupt() { d.sh.setClosing(true) }
+// is for shutting down: the DB is of no further use but to Close. It is
+// safe to call at any time, also after Close.
+func (d *DB) Interrupt() {
+	d.shMu.Lock()
+	defer d.shMu.Unlock()
+	if d.sh.p != nil {
+		d.sh.setClosing(true)
+	}
+}
 
 // Path returns the database file path.
 func (d *DB) Path() string { return d.cfg.Path }

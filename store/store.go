@@ -501,6 +501,19 @@ func (s *Store) Close(stepDown bool) error {
 	return errors.Join(errs...)
 }
 
+// Interrupt stops a statement being applied or read at its next progress
+// check, and every later one: for a shutdown that must not wait for a long
+// statement. After it the store applies nothing more; only Close is of use.
+// It is safe to call at any time.
+func (s *Store) Interrupt() {
+	s.mu.RLock()
+	d := s.db
+	s.mu.RUnlock()
+	if d != nil {
+		d.Interrupt()
+	}
+}
+
 func numVoters(r *raft.Raft) int {
 	f := r.GetConfiguration()
 	if f.Error() != nil {

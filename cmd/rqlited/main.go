@@ -306,6 +306,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		return err
 	}
 	defer func() {
+		// Requests waiting for a long statement being applied would hold
+		// the shutdown: if they have not drained within 2 s, the statement
+		// is stopped (it is applied again from the log at restart).
+		slow := time.AfterFunc(2*time.Second, str.Interrupt)
+		defer slow.Stop()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := hs.Close(shutdownCtx); err != nil {
