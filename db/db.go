@@ -94,6 +94,8 @@ type DB struct {
 	// guards freeing it, so Interrupt is safe at any time.
 	shMu sync.Mutex
 	sh   shared
+	// fresh holds a new writer's settings (settingPragmas, in order).
+	fresh []Setting
 }
 
 // Open opens (creating if needed) the database file named in cfg.
@@ -131,6 +133,12 @@ func (d *DB) openConns() error {
 		return err
 	}
 	d.writer = w
+	if d.fresh == nil {
+		if d.fresh, err = readSettings(w); err != nil {
+			w.Close()
+			return err
+		}
+	}
 	n := d.cfg.MaxReadConns
 	if n == 0 {
 		n = 1 << 16

@@ -127,6 +127,12 @@ static int rq_authorize(void *p, int op, const char *a1, const char *a2, const c
 			return RQ_DENY;
 		}
 		if (a2 && g->reader && !rq_in(a1, rq_read_pragmas)) g->dirty = 1;
+		// case_sensitive_like changes LIKE but cannot be read back, so a
+		// snapshot could not carry it to a restored node.
+		if (a2 && !g->reader && strcasecmp(a1, "case_sensitive_like") == 0) {
+			rq_refuse(g, RQ_WHY_PRAGMA, a1);
+			return RQ_DENY;
+		}
 		return RQ_OK;
 	case RQ_FUNCTION:
 		if (a2 && strcasecmp(a2, "load_extension") == 0) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,34 @@ func TestInterruptStopsApply(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Interrupt did not stop the statement")
+	}
+}
+
+// The writer's settings that change what statements do are reported as
+// they differ from a new connection's, and set again on another DB.
+func TestSettingsRoundTrip(t *testing.T) {
+	d := mustOpen(t)
+	if ss, err := d.Settings(); err != nil || len(ss) != 0 {
+		t.Fatalf("fresh settings: %v %v", ss, err)
+	}
+	mustApply(t, d, ModeExecute, stmts("PRAGMA foreign_keys=ON", "PRAGMA recursive_triggers=1", "PRAGMA analysis_limit=77"))
+	ss, err := d.Settings()
+	if err != nil || len(ss) != 3 {
+		t.Fatalf("settings: %v %v", ss, err)
+	}
+	e := mustOpen(t)
+	if err := e.ApplySettings(ss); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.Settings(); !reflect.DeepEqual(got, ss) {
+		t.Fatalf("applied %v, read back %v", ss, got)
+	}
+	if err := e.ApplySettings([]Setting{{Name: "journal_mode", Value: 1}}); err == nil {
+		t.Fatal("a setting outside the list was applied")
+	}
+	// case_sensitive_like cannot be read back, so the writer refuses it.
+	res := mustApply(t, d, ModeExecute, stmts("PRAGMA case_sensitive_like=1"))
+	if !strings.Contains(res[0].Error, "case_sensitive_like is refused") {
+		t.Fatalf("case_sensitive_like on the writer: %+v", res)
 	}
 }

@@ -226,11 +226,15 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, ErrNotOpen
 	}
 	index, _ := f.appliedIndex()
+	settings, err := f.db.Settings()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot connection settings: %w", err)
+	}
 	snap, err := f.db.BeginSnapshot()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot database: %w", err)
 	}
-	return &fsmSnapshot{snap: snap, tmp: f.tmp, index: index, clusterID: f.getClusterID()}, nil
+	return &fsmSnapshot{snap: snap, tmp: f.tmp, index: index, clusterID: f.getClusterID(), settings: settings}, nil
 }
 
 // Restore implements raft.FSM: it replaces the database with a snapshot.
@@ -248,7 +252,14 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.setClusterID(string(id), true); err != nil {
 		return err
 	}
+	settings, head, err := readSettings(rc)
+	if err != nil {
+		return err
+	}
 	p, err := writeTemp(f.tmp, "restore-*.db", func(w io.Writer) error {
+		if _, err := w.Write(head); err != nil {
+			return err
+		}
 		_, err := io.Copy(w, rc)
 		return err
 	})
@@ -257,6 +268,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	defer os.Remove(p)
 	if err := f.db.Replace(p); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if err := f.db.ApplySettings(settings); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.mu.Lock()
@@ -268,12 +282,65 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 // fsmSnapshot is a pinned database state waiting to be written to the
 // snapshot store. The stream is a header (8-byte little-endian applied
-// index, 2-byte length and the cluster ID) followed by the database file.
+// index, 2-byte length and the cluster ID), then, if the writer's
+// connection settings differ from a new connection's, a settings block
+// (settingsMagic, a 1-byte count, and per setting a 1-byte name length,
+// the name and an 8-byte little-endian value), then the database file.
+// The block is told from the file by its first 16 bytes; snapshots without
+// settings are as before.
 type fsmSnapshot struct {
 	snap      *db.Snapshot
 	tmp       string
 	index     uint64
 	clusterID string
+	settings  []db.Setting
+}
+
+// settingsMagic opens the settings block; a SQLite file opens with
+// "SQLite format 3\x00", also 16 bytes.
+const settingsMagic = "rqlited-settings"
+
+func appendSettings(b []byte, ss []db.Setting) []byte {
+	if len(ss) == 0 {
+		return b
+	}
+	b = append(b, settingsMagic...)
+	b = append(b, byte(len(ss)))
+	for _, s := range ss {
+		b = append(b, byte(len(s.Name)))
+		b = append(b, s.Name...)
+		b = binary.LittleEndian.AppendUint64(b, uint64(s.Value))
+	}
+	return b
+}
+
+// readSettings reads the settings block, if the stream has one, and
+// returns the bytes of the database file it read past.
+func readSettings(r io.Reader) ([]db.Setting, []byte, error) {
+	head := make([]byte, len(settingsMagic))
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	if string(head) != settingsMagic {
+		return nil, head, nil
+	}
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, nil, fmt.Errorf("read snapshot settings: %w", err)
+	}
+	ss := make([]db.Setting, 0, n[0])
+	for range int(n[0]) {
+		var l [1]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return nil, nil, fmt.Errorf("read snapshot settings: %w", err)
+		}
+		buf := make([]byte, int(l[0])+8)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, nil, fmt.Errorf("read snapshot settings: %w", err)
+		}
+		ss = append(ss, db.Setting{Name: string(buf[:l[0]]), Value: int64(binary.LittleEndian.Uint64(buf[l[0]:]))})
+	}
+	return ss, nil, nil
 }
 
 // Persist implements raft.FSMSnapshot.
@@ -293,6 +360,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		hdr := binary.LittleEndian.AppendUint64(nil, s.index)
 		hdr = binary.LittleEndian.AppendUint16(hdr, uint16(len(s.clusterID)))
 		hdr = append(hdr, s.clusterID...)
+		hdr = appendSettings(hdr, s.settings)
 		if _, err := sink.Write(hdr); err != nil {
 			return err
 		}

@@ -154,6 +154,28 @@ func TestRestartFromLogAndSnapshot(t *testing.T) {
 	}
 }
 
+// A connection setting made by a client before the snapshot (foreign keys
+// on) holds on a node rebuilt from that snapshot, as on the others:
+// otherwise it would accept a row the others refuse.
+func TestSnapshotCarriesSettings(t *testing.T) {
+	dir := t.TempDir()
+	n := mustOpenStore(t, dir, func(c *Config) { c.SnapshotThreshold = 50; c.TrailingLogs = 1 })
+	mustExec(t, n.Store, "PRAGMA foreign_keys=ON", "CREATE TABLE p(id INTEGER PRIMARY KEY)", "CREATE TABLE t(v REFERENCES p(id))")
+	for i := 0; i < 20; i++ {
+		mustExec(t, n.Store, "INSERT INTO p VALUES(NULL)")
+	}
+	if err := n.Snapshot(0); err != nil {
+		t.Fatal(err)
+	}
+	n.close()
+
+	n2 := mustOpenStore(t, dir, nil)
+	res, _, err := n2.Execute(context.Background(), req("INSERT INTO t VALUES(999)"))
+	if err != nil || len(res) != 1 || res[0].Error == "" {
+		t.Fatalf("a row breaking a foreign key after restore from the snapshot: %+v %v", res, err)
+	}
+}
+
 func dumpString(tb testing.TB, s *Store) string {
 	tb.Helper()
 	var b bytes.Buffer
