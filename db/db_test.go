@@ -278,11 +278,12 @@ func TestGroupedMatchesAutocommit(t *testing.T) {
 		"UPDATE t SET w = 'b' WHERE v = 1", "INSERT INTO nope VALUES(1)", "INSERT INTO t VALUES(2, 'c') RETURNING v",
 		"SELECT COUNT(*) FROM t", "DELETE FROM t WHERE v = 2")
 	grouped := mustApply(t, mustOpen(t), ModeExecute, req)
+	// The same request in autocommit mode, statement by statement.
 	d := mustOpen(t)
-	var each []command.Result
-	for _, st := range req.Statements {
-		res := mustApply(t, d, ModeExecute, &command.Request{Statements: []command.Statement{st}})
-		each = append(each, res...)
+	d.writer.beginRequest()
+	each := runEach(context.Background(), d.writer, ModeExecute, req)
+	for i := range each {
+		each[i].Time = 0
 	}
 	if !reflect.DeepEqual(grouped, each) {
 		t.Fatalf("grouped:\n%+v\none by one:\n%+v", grouped, each)

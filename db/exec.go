@@ -59,6 +59,7 @@ func (d *DB) Apply(env Env, mode Mode, req *command.Request) ([]command.Result, 
 	defer d.rand.unseed()
 
 	w := d.writer
+	w.beginRequest()
 	if mode == ModeQuery {
 		// The query path never writes: the guard refuses writes it can
 		// see when statements are prepared, and query_only stops the

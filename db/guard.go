@@ -18,6 +18,16 @@ extern int sqlite3_stmt_busy(sqlite3_stmt *) __attribute__((weak));
 extern int sqlite3_stmt_status(sqlite3_stmt *, int, int) __attribute__((weak));
 extern const char *sqlite3_db_name(sqlite3 *, int) __attribute__((weak));
 extern const char *sqlite3_db_filename(sqlite3 *, const char *) __attribute__((weak));
+typedef struct sqlite3_context sqlite3_context;
+typedef struct sqlite3_value sqlite3_value;
+extern int sqlite3_create_function(sqlite3 *, const char *, int, int, void *,
+	void (*)(sqlite3_context *, int, sqlite3_value **), void (*)(sqlite3_context *, int, sqlite3_value **),
+	void (*)(sqlite3_context *)) __attribute__((weak));
+extern void *sqlite3_user_data(sqlite3_context *) __attribute__((weak));
+extern void sqlite3_result_int64(sqlite3_context *, int64_t) __attribute__((weak));
+extern int64_t sqlite3_changes64(sqlite3 *) __attribute__((weak));
+extern int64_t sqlite3_total_changes64(sqlite3 *) __attribute__((weak));
+extern void sqlite3_set_last_insert_rowid(sqlite3 *, int64_t) __attribute__((weak));
 
 // Authorizer action codes and results (sqlite3.h; part of SQLite's ABI).
 enum {
@@ -64,6 +74,8 @@ typedef struct rq_guard {
 	int64_t max_calls; // progress callbacks allowed per statement; 0: no limit
 	int64_t calls;     // progress callbacks counted for the current statement
 	volatile int64_t ticks; // progress callbacks ever (tests watch it)
+	sqlite3 *db;
+	int64_t total_at_start; // sqlite3_total_changes64 when the request began
 } rq_guard;
 
 static void rq_refuse(rq_guard *g, int why, const char *detail) {
@@ -199,12 +211,49 @@ static void rq_begin_statement(rq_guard *g, sqlite3 *db) {
 	while ((s = sqlite3_next_stmt(db, s)) != 0) sqlite3_stmt_status(s, RQ_STMTSTATUS_VM_STEP, 1);
 }
 
+// changes() and total_changes() on the writer answer from the current
+// request only. SQLite's own versions carry counts over from earlier log
+// entries and from the connection's whole life, which a node that restored
+// a snapshot or restarted does not share with the others.
+static void rq_changes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+	rq_guard *g = sqlite3_user_data(ctx);
+	// No row changed in this request: either no INSERT, UPDATE or DELETE
+	// ran yet (SQLite would report an earlier entry's count) or the last
+	// one changed none.
+	if (sqlite3_total_changes64(g->db) == g->total_at_start) {
+		sqlite3_result_int64(ctx, 0);
+		return;
+	}
+	sqlite3_result_int64(ctx, sqlite3_changes64(g->db));
+}
+
+static void rq_total_changes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+	rq_guard *g = sqlite3_user_data(ctx);
+	sqlite3_result_int64(ctx, sqlite3_total_changes64(g->db) - g->total_at_start);
+}
+
+// rq_begin_request makes what a request can learn of the connection's
+// history the same on every replica: last_insert_rowid() starts at 0 and
+// changes()/total_changes() count from here.
+static void rq_begin_request(rq_guard *g) {
+	g->total_at_start = sqlite3_total_changes64(g->db);
+	sqlite3_set_last_insert_rowid(g->db, 0);
+}
+
+static int rq_install_writer_functions(sqlite3 *db, rq_guard *g) {
+	if (sqlite3_create_function == 0) return -1;
+	int rc = sqlite3_create_function(db, "changes", 0, 1, g, rq_changes, 0, 0);
+	if (rc == 0) rc = sqlite3_create_function(db, "total_changes", 0, 1, g, rq_total_changes, 0, 0);
+	return rc;
+}
+
 static rq_progress_arg *rq_install(sqlite3 *db, rq_guard *g) {
 	if (sqlite3_set_authorizer == 0 || sqlite3_progress_handler == 0) return 0;
 	rq_progress_arg *a = calloc(1, sizeof *a);
 	if (!a) return 0;
 	a->g = g;
 	a->db = db;
+	g->db = db;
 	if (sqlite3_set_authorizer(db, rq_authorize, g) != 0) {
 		free(a);
 		return 0;
@@ -316,6 +365,11 @@ func guard(c *sqlite3.SQLiteConn, sh shared, maxSteps int64, reader bool) (*conn
 		C.free(unsafe.Pointer(g))
 		return nil, errors.New("install SQLite authorizer and progress handler")
 	}
+	if !reader && C.rq_install_writer_functions(h, g) != 0 {
+		C.free(unsafe.Pointer(arg))
+		C.free(unsafe.Pointer(g))
+		return nil, errors.New("install the writer's changes() and total_changes()")
+	}
 	return &conn{SQLiteConn: c, db: h, g: g, arg: arg, steps: maxSteps}, nil
 }
 
@@ -326,6 +380,9 @@ func (c *conn) Close() error {
 	C.free(unsafe.Pointer(c.g))
 	return err
 }
+
+// beginRequest readies the writer for one log entry (see rq_begin_request).
+func (c *conn) beginRequest() { C.rq_begin_request(c.g) }
 
 // beginStatement readies the guard for one statement.
 func (c *conn) beginStatement() { C.rq_begin_statement(c.g, c.db) }

@@ -316,3 +316,34 @@ func TestSettingsRoundTrip(t *testing.T) {
 		t.Fatalf("case_sensitive_like on the writer: %+v", res)
 	}
 }
+
+// What a request can learn of the writer's history (last_insert_rowid(),
+// changes(), total_changes() before its own writes) is the same on a
+// connection with a long history and on a new one, as on a node that
+// restored a snapshot.
+func TestNoHistoryLeaksIntoARequest(t *testing.T) {
+	q := stmts("SELECT last_insert_rowid(), changes(), total_changes()",
+		"INSERT INTO t VALUES(1), (2)", "SELECT last_insert_rowid(), changes(), total_changes()",
+		"UPDATE t SET v = v WHERE 0", "SELECT changes(), total_changes()")
+	run := func(d *DB) [][]any {
+		var out [][]any
+		for _, r := range mustApply(t, d, ModeRequest, q) {
+			out = append(out, r.Values...)
+		}
+		return out
+	}
+	// The same data, different histories.
+	used := mustOpen(t)
+	mustApply(t, used, ModeExecute, stmts("CREATE TABLE t(v)", "CREATE TABLE u(v)", "INSERT INTO t VALUES(1), (2), (3)", "DELETE FROM t"))
+	mustApply(t, used, ModeExecute, stmts("INSERT INTO u VALUES(9), (10)"))
+	mustApply(t, used, ModeExecute, stmts("DELETE FROM u"))
+	fresh := mustOpen(t)
+	mustApply(t, fresh, ModeExecute, stmts("CREATE TABLE t(v)", "CREATE TABLE u(v)"))
+	got, want := run(used), run(fresh)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("history leaked into a request: used %v, fresh %v", got, want)
+	}
+	if want[0][0] != int64(0) || want[0][1] != int64(0) || want[0][2] != int64(0) || want[1][1] != int64(2) || want[1][2] != int64(2) || want[2][0] != int64(0) {
+		t.Fatalf("counts: %v", want)
+	}
+}
