@@ -21,7 +21,7 @@ export RQLITED_TOOLS
 FUZZTIME  ?= 60s
 FUZZSHORT ?= 20000x
 # package:target pairs run by `make fuzz` (and briefly by `make test`)
-FUZZ_TARGETS := ./command:FuzzDecode ./db:FuzzHostileSQL ./http:FuzzParseStatements ./http:FuzzFastStatements ./http:FuzzAppendString ./http:FuzzParseParams ./cluster:FuzzReadFrame ./disco:FuzzLoadConfig ./disco:FuzzDecodeDNSConfig ./disco/consul:FuzzConsulConfig ./disco/etcd:FuzzEtcdConfig ./store/raftlog:FuzzReplay
+FUZZ_TARGETS := ./command:FuzzDecode ./db:FuzzHostileSQL ./http:FuzzParseStatements ./http:FuzzFastStatements ./http:FuzzAppendString ./http:FuzzParseParams ./cluster:FuzzReadFrame ./disco:FuzzLoadConfig ./disco:FuzzDecodeDNSConfig ./disco/consul:FuzzConsulConfig ./disco/etcd:FuzzEtcdConfig ./store:FuzzHostileSQLNode ./store/raftlog:FuzzReplay
 
 .PHONY: docker docker-test docker-fixtures static
 .PHONY: all build run test unit-test system-test vet fmt-check bench fuzz fuzz-short fuzz-run tools clean netns-tools soak chaos
