@@ -51,6 +51,7 @@ enum {
 	RQ_WHY_WRITE,       // a write on the query path
 	RQ_WHY_STEPS,       // the statement ran past the step limit
 	RQ_WHY_CLOSING,     // the database is closing
+	RQ_WHY_MEMORY,      // a PRAGMA that would let memory grow with the data
 };
 
 // Progress callbacks come every RQ_PROGRESS_OPS virtual-machine steps.
@@ -109,6 +110,24 @@ static const char *const rq_read_pragmas[] = {
 	"foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", 0,
 };
 
+// rq_memory_pragma reports whether PRAGMA name=arg would let one
+// connection's memory grow with the data it reads or sorts: a page cache
+// over 1 GiB (negative values are KiB, positive ones pages, taken as 4 KiB),
+// or temporary tables and sort spills kept in memory.
+static int rq_memory_pragma(const char *name, const char *arg) {
+	if (strcasecmp(name, "cache_size") == 0) {
+		char *end = 0;
+		long long v = strtoll(arg, &end, 10);
+		if (end == arg) return 0; // not a number: SQLite reports it
+		if (v < 0) return v < -(1LL << 20);
+		return v > (1LL << 18);
+	}
+	if (strcasecmp(name, "temp_store") == 0) {
+		return strcmp(arg, "2") == 0 || strcasecmp(arg, "memory") == 0;
+	}
+	return 0;
+}
+
 static int rq_is_write(int op) {
 	switch (op) {
 	case RQ_INSERT: case RQ_UPDATE: case RQ_DELETE: case RQ_ALTER_TABLE: case RQ_REINDEX:
@@ -136,6 +155,10 @@ static int rq_authorize(void *p, int op, const char *a1, const char *a2, const c
 	case RQ_PRAGMA:
 		if (strcasecmp(a1, "wal_checkpoint") == 0 || (a2 && rq_in(a1, rq_bad_pragmas))) {
 			rq_refuse(g, RQ_WHY_PRAGMA, a1);
+			return RQ_DENY;
+		}
+		if (a2 && rq_memory_pragma(a1, a2)) {
+			rq_refuse(g, RQ_WHY_MEMORY, a1);
 			return RQ_DENY;
 		}
 		if (a2 && g->reader && !rq_in(a1, rq_read_pragmas)) g->dirty = 1;
@@ -292,6 +315,7 @@ const (
 	whyWrite    = C.RQ_WHY_WRITE
 	whySteps    = C.RQ_WHY_STEPS
 	whyClosing  = C.RQ_WHY_CLOSING
+	whyMemory   = C.RQ_WHY_MEMORY
 )
 
 // ErrQueryWrite is the error of a write statement on the query path, in
@@ -429,6 +453,8 @@ func (c *conn) explain(err error) error {
 		return fmt.Errorf("ATTACH of %q is refused: files outside the database are not replicated, so the nodes would differ (ATTACH ':memory:' is allowed); VACUUM INTO is refused for the same reason", detail)
 	case whyPragma:
 		return fmt.Errorf("PRAGMA %s is refused: it would change how the node stores or replicates the database", detail)
+	case whyMemory:
+		return fmt.Errorf("PRAGMA %s with that value is refused: it would let the node's memory grow with the data (cache_size up to 1 GiB, temp_store FILE or DEFAULT)", detail)
 	case whyFunction:
 		return fmt.Errorf("%s() is refused: load extensions with -extensions-path", detail)
 	case whyWrite:

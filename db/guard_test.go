@@ -71,6 +71,10 @@ func TestGuardRefuses(t *testing.T) {
 		{"PRAGMA writable_schema=ON", "PRAGMA writable_schema is refused"},
 		{"PRAGMA hard_heap_limit=1", "PRAGMA hard_heap_limit is refused"},
 		{"SELECT load_extension('/tmp/x.so')", "load_extension() is refused"},
+		{"PRAGMA cache_size=-100000000", "PRAGMA cache_size with that value is refused"},
+		{"PRAGMA cache_size = 100000000", "PRAGMA cache_size with that value is refused"},
+		{"PRAGMA temp_store=MEMORY", "PRAGMA temp_store with that value is refused"},
+		{"PRAGMA main.temp_store = 2", "PRAGMA temp_store with that value is refused"},
 	} {
 		w, s, r := applyAll(t, d, ModeExecute, c.sql)
 		for _, got := range []string{w, s, r} {
@@ -93,7 +97,7 @@ func TestGuardRefuses(t *testing.T) {
 			t.Fatalf("ATTACH ':memory:': %+v", res)
 		}
 	}
-	if res := mustApply(t, d, ModeExecute, stmts("VACUUM", "PRAGMA foreign_keys=ON", "PRAGMA user_version=3")); res[0].Error != "" || res[1].Error != "" || res[2].Error != "" {
+	if res := mustApply(t, d, ModeExecute, stmts("VACUUM", "PRAGMA foreign_keys=ON", "PRAGMA user_version=3", "PRAGMA cache_size=-65536", "PRAGMA temp_store=FILE")); res[0].Error != "" || res[1].Error != "" || res[2].Error != "" || res[3].Error != "" || res[4].Error != "" {
 		t.Fatalf("VACUUM and harmless PRAGMAs: %+v", res)
 	}
 }
