@@ -27,7 +27,8 @@ extern void *sqlite3_user_data(sqlite3_context *) __attribute__((weak));
 extern void sqlite3_result_int64(sqlite3_context *, int64_t) __attribute__((weak));
 extern int64_t sqlite3_changes64(sqlite3 *) __attribute__((weak));
 extern int64_t sqlite3_total_changes64(sqlite3 *) __attribute__((weak));
-extern void sqlite3_set_last_insert_rowid(sqlite3 *, int64_t) __attribute__((weak));
+extern int64_t sqlite3_last_insert_rowid(sqlite3 *) __attribute__((weak));
+extern void *sqlite3_update_hook(sqlite3 *, void (*)(void *, int, const char *, const char *, int64_t), void *) __attribute__((weak));
 
 // Authorizer action codes and results (sqlite3.h; part of SQLite's ABI).
 enum {
@@ -77,6 +78,7 @@ typedef struct rq_guard {
 	volatile int64_t ticks; // progress callbacks ever (tests watch it)
 	sqlite3 *db;
 	int64_t total_at_start; // sqlite3_total_changes64 when the request began
+	int inserted;           // a row was inserted since the request began
 } rq_guard;
 
 static void rq_refuse(rq_guard *g, int why, const char *detail) {
@@ -234,10 +236,11 @@ static void rq_begin_statement(rq_guard *g, sqlite3 *db) {
 	while ((s = sqlite3_next_stmt(db, s)) != 0) sqlite3_stmt_status(s, RQ_STMTSTATUS_VM_STEP, 1);
 }
 
-// changes() and total_changes() on the writer answer from the current
-// request only. SQLite's own versions carry counts over from earlier log
-// entries and from the connection's whole life, which a node that restored
-// a snapshot or restarted does not share with the others.
+// changes(), total_changes() and last_insert_rowid() on the writer answer
+// from the current request only. SQLite's own versions carry values over
+// from earlier log entries and from the connection's whole life, which a
+// node that restored a snapshot or restarted does not share with the
+// others.
 static void rq_changes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 	rq_guard *g = sqlite3_user_data(ctx);
 	// No row changed in this request: either no INSERT, UPDATE or DELETE
@@ -255,18 +258,30 @@ static void rq_total_changes(sqlite3_context *ctx, int argc, sqlite3_value **arg
 	sqlite3_result_int64(ctx, sqlite3_total_changes64(g->db) - g->total_at_start);
 }
 
+// last_insert_rowid() likewise: 0 until the request inserts a row.
+static void rq_last_insert_rowid(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+	rq_guard *g = sqlite3_user_data(ctx);
+	sqlite3_result_int64(ctx, g->inserted ? sqlite3_last_insert_rowid(g->db) : 0);
+}
+
+static void rq_update_hook(void *p, int op, const char *dbname, const char *table, int64_t rowid) {
+	if (op == RQ_INSERT) ((rq_guard *)p)->inserted = 1;
+}
+
 // rq_begin_request makes what a request can learn of the connection's
-// history the same on every replica: last_insert_rowid() starts at 0 and
-// changes()/total_changes() count from here.
+// history the same on every replica: changes(), total_changes() and
+// last_insert_rowid() count from here.
 static void rq_begin_request(rq_guard *g) {
 	g->total_at_start = sqlite3_total_changes64(g->db);
-	sqlite3_set_last_insert_rowid(g->db, 0);
+	g->inserted = 0;
 }
 
 static int rq_install_writer_functions(sqlite3 *db, rq_guard *g) {
-	if (sqlite3_create_function == 0) return -1;
+	if (sqlite3_create_function == 0 || sqlite3_update_hook == 0) return -1;
 	int rc = sqlite3_create_function(db, "changes", 0, 1, g, rq_changes, 0, 0);
 	if (rc == 0) rc = sqlite3_create_function(db, "total_changes", 0, 1, g, rq_total_changes, 0, 0);
+	if (rc == 0) rc = sqlite3_create_function(db, "last_insert_rowid", 0, 1, g, rq_last_insert_rowid, 0, 0);
+	if (rc == 0) sqlite3_update_hook(db, rq_update_hook, g);
 	return rc;
 }
 
