@@ -17,19 +17,75 @@ type Client struct {
 	timeout time.Duration
 	// creds returns the -join-as user's credentials (ok false: none).
 	creds func() (username, password string, ok bool)
+	// isMember, if set, says whether a Raft address is a member of this
+	// node's configuration (see SetMemberCheck).
+	isMember func(raftAddr string) bool
+
+	// maxIdle is how long a kept-alive connection may wait for its next
+	// call; one idle longer is closed instead of used.
+	maxIdle time.Duration
 
 	mu     sync.Mutex
-	idle   map[string][]net.Conn // kept-alive connections for pooledCall
+	idle   map[string][]idleConn // kept-alive connections for pooledCall
 	closed bool
+}
+
+// idleConn is a kept-alive connection and when it was put aside.
+type idleConn struct {
+	conn  net.Conn
+	since time.Time
 }
 
 // maxIdlePerAddr bounds the kept-alive connections to one node.
 const maxIdlePerAddr = 4
 
-// SetCredentials makes every call carry the credentials f returns, for
+// clientMaxIdle is how long the client keeps a connection between calls:
+// well under the service's IdleTimeout (DefaultIdleTimeout), so that the
+// client drops a connection before the other node closes it under a call.
+const clientMaxIdle = DefaultIdleTimeout / 2
+
+// needsCredentials reports whether a call of type t carries the -join-as
+// credentials: only those the receiver authorises (see Service.allowed).
+// Meta, which anyone may make, never does, so that a node does not hand
+// the password to whoever answers at an address it asks about.
+func needsCredentials(t string) bool {
+	switch t {
+	case typeJoin, typeNotify, typeRemove, typeStepdown, typeReadIndex:
+		return true
+	}
+	return false
+}
+
+// SetCredentials makes the calls that need them (join, notify, remove,
+// stepdown, read-index; never meta) carry the credentials f returns, for
 // receivers that run with -auth. Call it before the Client is used.
 func (c *Client) SetCredentials(f func() (username, password string, ok bool)) {
 	c.creds = f
+}
+
+// ErrNotMember is returned for a call that only a cluster member should
+// receive (remove, stepdown, read-index) when the address it would go to
+// is not in this node's Raft configuration.
+var ErrNotMember = errors.New("not a member of this node's Raft configuration")
+
+// memberOnly reports whether a call of type t is one this node makes as a
+// member of a cluster, to the leader it follows: it then carries the
+// -join-as credentials only to a member. Join and notify come from a node
+// that has no configuration yet, so their targets cannot be checked.
+func memberOnly(t string) bool {
+	switch t {
+	case typeRemove, typeStepdown, typeReadIndex:
+		return true
+	}
+	return false
+}
+
+// SetMemberCheck makes remove, stepdown and read-index calls, and the
+// hops they take to a leader, go only to Raft addresses f accepts (this
+// node's Raft configuration): a peer that poses as leader to this node
+// is not sent the -join-as credentials. Call it before the Client is used.
+func (c *Client) SetMemberCheck(f func(raftAddr string) bool) {
+	c.isMember = f
 }
 
 // NewClient returns a Client; timeout bounds each call (connect, send and
@@ -38,7 +94,7 @@ func NewClient(d Dialer, timeout time.Duration) *Client {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	return &Client{dialer: d, timeout: timeout}
+	return &Client{dialer: d, timeout: timeout, maxIdle: clientMaxIdle}
 }
 
 // Close closes the kept-alive connections. The Client can still make
@@ -48,8 +104,8 @@ func (c *Client) Close() error {
 	defer c.mu.Unlock()
 	c.closed = true
 	for _, conns := range c.idle {
-		for _, conn := range conns {
-			conn.Close()
+		for _, ic := range conns {
+			ic.conn.Close()
 		}
 	}
 	c.idle = nil
@@ -82,26 +138,48 @@ func (c *Client) pooledCall(ctx context.Context, addr string, req *request) (*re
 func (c *Client) takeIdle(addr string) (net.Conn, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expireIdle(time.Now())
 	conns := c.idle[addr]
 	if len(conns) == 0 {
 		return nil, false
 	}
-	conn := conns[len(conns)-1]
+	ic := conns[len(conns)-1]
 	c.idle[addr] = conns[:len(conns)-1]
-	return conn, true
+	return ic.conn, true
 }
 
 func (c *Client) putIdle(addr string, conn net.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := time.Now()
+	c.expireIdle(now)
 	if c.closed || len(c.idle[addr]) >= maxIdlePerAddr {
 		conn.Close()
 		return
 	}
 	if c.idle == nil {
-		c.idle = map[string][]net.Conn{}
+		c.idle = map[string][]idleConn{}
 	}
-	c.idle[addr] = append(c.idle[addr], conn)
+	c.idle[addr] = append(c.idle[addr], idleConn{conn: conn, since: now})
+}
+
+// expireIdle closes the kept-alive connections, to every node, that have
+// waited longer than maxIdle. Connections are appended as they are put
+// aside, so the oldest come first. Called with c.mu held.
+func (c *Client) expireIdle(now time.Time) {
+	for addr, conns := range c.idle {
+		n := 0
+		for n < len(conns) && now.Sub(conns[n].since) > c.maxIdle {
+			conns[n].conn.Close()
+			n++
+		}
+		switch {
+		case n == len(conns):
+			delete(c.idle, addr)
+		case n > 0:
+			c.idle[addr] = append(conns[:0], conns[n:]...)
+		}
+	}
 }
 
 type exchanged struct {
@@ -122,7 +200,8 @@ func (c *Client) exchange(ctx context.Context, addr string, conn net.Conn, req *
 		}
 		return nil, context.DeadlineExceeded
 	}
-	if c.creds != nil {
+	req.Username, req.Password = "", ""
+	if c.creds != nil && needsCredentials(req.Type) {
 		if u, p, ok := c.creds(); ok {
 			req.Username, req.Password = u, p
 		}
@@ -194,6 +273,9 @@ func (c *Client) leaderCallWith(ctx context.Context, target string, req *request
 	call func(context.Context, string, *request) (*response, error)) (*response, error) {
 	addr := target
 	for hop := 0; hop < 3; hop++ {
+		if c.isMember != nil && memberOnly(req.Type) && !c.isMember(addr) {
+			return nil, fmt.Errorf("%s to %s refused: %w", req.Type, addr, ErrNotMember)
+		}
 		resp, err := call(ctx, addr, req)
 		if err != nil {
 			return nil, err
@@ -257,6 +339,32 @@ func (c *Client) NodeMeta(ctx context.Context, addr string) (apiURL, version str
 		return "", "", err
 	}
 	return resp.APIURL, resp.Version, respError(resp)
+}
+
+// ErrNotThatNode is returned by MemberAPIURL when the node answering at an
+// address is not the member the caller expects there.
+var ErrNotThatNode = errors.New("the node answering is not the expected member")
+
+// MemberAPIURL returns the HTTP API URL of member id, asking the node at
+// raftAddr (the member's address in the Raft configuration). It fails
+// with ErrNotThatNode unless the node that answers says it is id. Without
+// node TLS that is the answerer's own word: see DOC/SECURITY.md for what
+// it does and does not prove.
+func (c *Client) MemberAPIURL(ctx context.Context, id, raftAddr string) (string, error) {
+	resp, err := c.call(ctx, raftAddr, &request{Type: typeMeta})
+	if err != nil {
+		return "", err
+	}
+	if err := respError(resp); err != nil {
+		return "", err
+	}
+	if resp.ID != id {
+		return "", fmt.Errorf("%w: %s answers as %q, not %q", ErrNotThatNode, raftAddr, resp.ID, id)
+	}
+	if resp.APIURL == "" {
+		return "", fmt.Errorf("member %s at %s reported no API URL", id, raftAddr)
+	}
+	return resp.APIURL, nil
 }
 
 // Notify tells the node at target that this node is ready to bootstrap,

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -50,8 +52,14 @@ type ServiceConfig struct {
 	// APIURL and Version are returned by the meta call.
 	APIURL  string
 	Version string
-	// Timeout bounds reading a request and writing its answer.
+	// Timeout bounds a connection's first request, from the moment the
+	// service takes the connection, and, for each later request, the time
+	// from its first byte to the end of its answer (default 10 s).
 	Timeout time.Duration
+	// IdleTimeout bounds the wait for the first byte of a connection's
+	// next request after an answer (default DefaultIdleTimeout): followers
+	// keep connections for their read-index calls (Client.pooledCall).
+	IdleTimeout time.Duration
 	// Auth, if set, checks the credentials each call carries: join and
 	// notify need "join" (a read replica's join also accepts
 	// "join-read-only" or "join-read-replica"), remove needs "remove",
@@ -78,6 +86,9 @@ type Service struct {
 func NewService(ln net.Listener, mgr Manager, cfg ServiceConfig, logger *slog.Logger) *Service {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	return &Service{ln: ln, mgr: mgr, cfg: cfg, logger: logger.With("component", "cluster"), conns: map[net.Conn]struct{}{}}
 }
@@ -137,23 +148,34 @@ func (s *Service) Close() error {
 	return err
 }
 
-// idleTimeout is how long a connection may wait for its next call: the
-// read-index calls of followers keep their connections (Client.pooledCall).
-const idleTimeout = time.Minute
+// DefaultIdleTimeout is how long a connection may wait for its next call
+// by default.
+const DefaultIdleTimeout = time.Minute
 
 func (s *Service) serve(c net.Conn) {
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(s.cfg.Timeout))
 	for first := true; ; first = false {
-		wait := s.cfg.Timeout
 		if !first {
-			wait = idleTimeout
+			// Between calls the connection may idle; once the next call's
+			// first byte is in, the call has Timeout to arrive whole and
+			// be answered, so that a stalled frame is not held for the
+			// idle bound.
+			c.SetDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		}
-		c.SetDeadline(time.Now().Add(wait))
-		var req request
-		if err := readFrame(c, &req); err != nil {
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
 			if first {
-				s.logger.Debug("bad cluster request", "remote", c.RemoteAddr().String(), "error", err)
+				s.logger.Debug("cluster connection sent no request", "remote", c.RemoteAddr().String(), "error", err)
 			}
+			return
+		}
+		if !first {
+			c.SetDeadline(time.Now().Add(s.cfg.Timeout))
+		}
+		var req request
+		if err := readFrame(io.MultiReader(bytes.NewReader(b[:]), c), &req); err != nil {
+			s.logger.Debug("bad cluster request", "remote", c.RemoteAddr().String(), "error", err)
 			return
 		}
 		c.SetDeadline(time.Now().Add(s.cfg.Timeout))

@@ -27,7 +27,10 @@ const leaderWait = 2 * time.Second
 type forwarder struct {
 	client *http.Client
 	mu     sync.Mutex
-	urls   map[string]string // leader Raft address -> API URL
+	urls   map[memberKey]string // API URLs of leaders
+	// lastRefusal is when a leader outside the Raft configuration was last
+	// logged, so that a peer posing as leader cannot flood the log.
+	lastRefusal time.Time
 }
 
 func newForwarder(tr *http.Transport) *forwarder {
@@ -36,49 +39,103 @@ func newForwarder(tr *http.Transport) *forwarder {
 	}
 	tr.MaxIdleConnsPerHost = 256
 	tr.MaxConnsPerHost = 0
-	return &forwarder{client: &http.Client{Transport: tr}, urls: map[string]string{}}
+	return &forwarder{client: &http.Client{Transport: tr}, urls: map[memberKey]string{}}
 }
 
-// leaderURL returns the leader's Raft address and API URL, waiting briefly
-// for an election in progress. ok is false when no leader can be found.
-func (s *Service) leaderURL(ctx context.Context) (addr, url string, ok bool) {
+// memberMeta is what forwarding needs of the Cluster, beyond NodeMeta: the
+// API URL of member id, asked of the node at its Raft address and refused
+// unless that node answers as id. cluster.Client satisfies it; without it
+// nothing is forwarded.
+type memberMeta interface {
+	MemberAPIURL(ctx context.Context, id, raftAddr string) (string, error)
+}
+
+// memberKey names a member: its Raft ID and address.
+type memberKey struct{ id, addr string }
+
+// leaderMember returns the leader's Raft ID and address if the leader is
+// a server in this node's current Raft configuration: the address and, if
+// the leader gave one, the ID must both match one server. Anyone who can
+// send this node a Raft message can claim to lead (hashicorp/raft takes
+// the claim from any AppendEntries of a newer term), so a claim alone is
+// never enough to send a client's credentials somewhere.
+func (s *Service) leaderMember() (id, addr string, ok bool) {
+	id, addr = s.store.Leader()
+	if addr == "" {
+		return "", "", false
+	}
+	if addr == s.store.Addr() {
+		return s.store.ID(), addr, true
+	}
+	servers, err := s.store.Servers()
+	if err != nil {
+		return "", "", false
+	}
+	for _, srv := range servers {
+		if srv.Addr == addr && (id == "" || srv.ID == id) {
+			return srv.ID, srv.Addr, true
+		}
+	}
+	s.fwd.mu.Lock()
+	quiet := time.Since(s.fwd.lastRefusal) < time.Minute
+	if !quiet {
+		s.fwd.lastRefusal = time.Now()
+	}
+	s.fwd.mu.Unlock()
+	if !quiet {
+		s.logger.Warn("the node named as leader is not in this node's Raft configuration, so requests are not forwarded to it "+
+			"(a member at a new address not yet recorded, or a peer posing as leader: see -node-verify-client in DOC/SECURITY.md)",
+			"leader_id", id, "leader_addr", addr)
+	}
+	return "", "", false
+}
+
+// leaderURL returns the leader's Raft ID, address and API URL, waiting
+// briefly for an election in progress. ok is false when no leader can be found.
+// The leader must be a member of this node's Raft configuration, and its
+// API URL is asked of the node at that member's address, which must answer
+// as that member (see DOC/SECURITY.md for what this does and does not
+// prove without node TLS).
+func (s *Service) leaderURL(ctx context.Context) (id, addr, url string, ok bool) {
 	deadline := time.Now().Add(leaderWait)
 	for {
-		if _, addr = s.store.Leader(); addr != "" {
+		if id, addr, ok = s.leaderMember(); ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			return "", "", false
+			return "", "", "", false
 		}
 		select {
 		case <-ctx.Done():
-			return "", "", false
+			return "", "", "", false
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	if addr == s.store.Addr() {
-		return addr, s.APIURL(), true
+		return id, addr, s.APIURL(), true
 	}
+	key := memberKey{id, addr}
 	s.fwd.mu.Lock()
-	url, cached := s.fwd.urls[addr]
+	url, cached := s.fwd.urls[key]
 	s.fwd.mu.Unlock()
 	if cached {
-		return addr, url, true
+		return id, addr, url, true
 	}
-	if s.cluster == nil {
-		return "", "", false
+	mm, isMM := s.cluster.(memberMeta)
+	if !isMM {
+		return "", "", "", false // no cluster client (tests), or one that cannot check who answers
 	}
 	mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	url, _, err := s.cluster.NodeMeta(mctx, addr)
-	if err != nil || url == "" {
-		s.logger.Warn("leader's API address unknown", "leader", addr, "error", err)
-		return "", "", false
+	url, err := mm.MemberAPIURL(mctx, id, addr)
+	if err != nil {
+		s.logger.Warn("leader's API address unknown", "leader_id", id, "leader", addr, "error", err)
+		return "", "", "", false
 	}
 	s.fwd.mu.Lock()
-	s.fwd.urls[addr] = url
+	s.fwd.urls[key] = url
 	s.fwd.mu.Unlock()
-	return addr, url, true
+	return id, addr, url, true
 }
 
 // forward answers a request this node cannot serve because it is not the
@@ -89,7 +146,7 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, p *params) {
 		http.Error(w, "leader not found", http.StatusServiceUnavailable)
 		return
 	}
-	leader, url, ok := s.leaderURL(r.Context())
+	leaderID, leader, url, ok := s.leaderURL(r.Context())
 	if !ok {
 		http.Error(w, "leader not found", http.StatusServiceUnavailable)
 		return
@@ -138,7 +195,7 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, p *params) {
 	}
 	if err != nil {
 		s.fwd.mu.Lock()
-		delete(s.fwd.urls, leader)
+		delete(s.fwd.urls, memberKey{leaderID, leader})
 		s.fwd.mu.Unlock()
 		http.Error(w, "leader not found: forwarding to "+leader+" failed: "+err.Error(), http.StatusServiceUnavailable)
 		return

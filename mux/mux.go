@@ -23,8 +23,40 @@ const (
 // ErrClosed is returned by Accept once the mux or the layer is closed.
 var ErrClosed = errors.New("mux closed")
 
+// Deadlines bound the connections of one service whose protocol is a
+// sequence of requests, each sent by the dialing side and answered before
+// the next (Raft's), so that a peer that stalls cannot hold a connection,
+// and its goroutine and buffers, for ever. A zero field is no bound.
+type Deadlines struct {
+	// First bounds the wait, after the header byte, for the first byte of
+	// the first request.
+	First time.Duration
+	// Stall bounds every pause inside a request (from its first byte until
+	// the answer is written) and every write of an answer.
+	Stall time.Duration
+	// Idle bounds the wait for the next request once an answer is written.
+	Idle time.Duration
+	// Redial replaces a dialed connection that has been idle this long by a
+	// new one before its next request, so that the other node's Idle never
+	// closes a connection a request is about to use. Keep it well below
+	// Idle.
+	Redial time.Duration
+}
+
+// RaftDeadlines are the Deadlines of the Raft layer by default.
+// hashicorp/raft sends its first request as soon as it has dialed, and a
+// leader sends every follower an AppendEntries at least every commit
+// timeout and a heartbeat every tenth of the heartbeat timeout, each on a
+// pooled connection: only spare pooled connections stay idle, and Redial
+// renews them before use. Inside a request hashicorp/raft's own deadline
+// (10 s, longer only for snapshots, which stream without pause) is
+// shorter than Stall.
+var RaftDeadlines = Deadlines{First: 10 * time.Second, Stall: 30 * time.Second, Idle: 5 * time.Minute, Redial: 2 * time.Minute}
+
 // Mux reads the header byte of each accepted connection and hands the
-// connection to the Layer registered for that byte.
+// connection to the Layer registered for that byte. A connection must send
+// its header byte (after the TLS handshake, if any) within 10 s; those of
+// the Raft layer are then bounded by RaftDeadlines (see SetDeadlines).
 type Mux struct {
 	ln            net.Listener
 	logger        *slog.Logger
@@ -36,15 +68,29 @@ type Mux struct {
 	serverTLS *tls.Config
 	clientTLS func(host string) *tls.Config
 
-	mu     sync.Mutex
-	layers map[byte]*Layer
-	closed bool
-	wg     sync.WaitGroup
+	mu        sync.Mutex
+	layers    map[byte]*Layer
+	deadlines map[byte]Deadlines
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 // New returns a Mux over ln. Call Serve to start it.
 func New(ln net.Listener, logger *slog.Logger) *Mux {
-	return &Mux{ln: ln, logger: logger.With("component", "mux"), headerTimeout: 10 * time.Second, layers: map[byte]*Layer{}}
+	return &Mux{ln: ln, logger: logger.With("component", "mux"), headerTimeout: 10 * time.Second, layers: map[byte]*Layer{},
+		deadlines: map[byte]Deadlines{HeaderRaft: RaftDeadlines}}
+}
+
+// SetDeadlines sets the Deadlines of the connections of header h, accepted
+// and dialed (the zero Deadlines: none). Call it before Serve and before
+// the layer dials.
+func (m *Mux) SetDeadlines(h byte, d Deadlines) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deadlines[h] = d
+	if l, ok := m.layers[h]; ok {
+		l.deadlines = d
+	}
 }
 
 // NewTLS returns a Mux whose connections are all TLS: server configures
@@ -66,7 +112,8 @@ func (m *Mux) Layer(h byte) *Layer {
 	if l, ok := m.layers[h]; ok {
 		return l
 	}
-	l := &Layer{header: h, addr: m.ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{}), tls: m.clientTLS}
+	l := &Layer{header: h, addr: m.ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{}), tls: m.clientTLS,
+		deadlines: m.deadlines[h]}
 	m.layers[h] = l
 	return l
 }
@@ -121,11 +168,18 @@ func (m *Mux) route(c net.Conn) {
 	c.SetDeadline(time.Time{})
 	m.mu.Lock()
 	l, ok := m.layers[h[0]]
+	var d Deadlines
+	if ok {
+		d = l.deadlines
+	}
 	m.mu.Unlock()
 	if !ok {
 		m.logger.Warn("connection with unknown header refused", "header", h[0], "remote", c.RemoteAddr().String())
 		c.Close()
 		return
+	}
+	if d != (Deadlines{}) {
+		c = newServedConn(c, d, m.logger)
 	}
 	select {
 	case l.conns <- c:
@@ -160,6 +214,9 @@ type Layer struct {
 	once   sync.Once
 	done   chan struct{}
 	tls    func(host string) *tls.Config
+	// deadlines bound accepted connections (set by the Mux before they
+	// are routed) and renew dialed ones.
+	deadlines Deadlines
 }
 
 // Accept waits for the next connection for this layer.
@@ -181,8 +238,18 @@ func (l *Layer) Close() error {
 // Addr returns the mux's listening address.
 func (l *Layer) Addr() net.Addr { return l.addr }
 
-// Dial connects to address and sends this layer's header byte.
+// Dial connects to address and sends this layer's header byte. With
+// Deadlines.Redial set, the connection renews itself (dials again) before a
+// request that follows a pause of that length.
 func (l *Layer) Dial(address string, timeout time.Duration) (net.Conn, error) {
+	c, err := l.dial(address, timeout)
+	if err != nil || l.deadlines.Redial <= 0 {
+		return c, err
+	}
+	return &dialedConn{layer: l, addr: address, redial: l.deadlines.Redial, conn: c, last: time.Now()}, nil
+}
+
+func (l *Layer) dial(address string, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", address, timeout)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/rqlited/rqlited/auth"
 	"github.com/rqlited/rqlited/cluster"
 	"github.com/rqlited/rqlited/internal/tlsconfig"
+	"github.com/rqlited/rqlited/store"
 )
 
 // security is what the -auth and TLS flags produce: the users, and the TLS
@@ -90,6 +91,50 @@ func newSecurity(cfg *Config, logger *slog.Logger) (*security, error) {
 		})
 	}
 	return sec, nil
+}
+
+// openInterNode reports whether -auth is on while the inter-node port,
+// bound at addr, takes connections from other hosts without demanding a
+// node certificate (-node-verify-client): then the users protect the HTTP
+// API, but anyone who reaches the port can act as a cluster member.
+func openInterNode(cfg *Config, addr net.Addr) bool {
+	if cfg.AuthFile == "" || cfg.NodeVerifyClient {
+		return false
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return false
+	}
+	return true
+}
+
+// warnOpenInterNode logs, once at start, what openInterNode detects. It is
+// a warning, not a refusal: rqlite accepts the same command line, and a
+// private network or a firewall may be what guards the port.
+func warnOpenInterNode(cfg *Config, addr net.Addr, logger *slog.Logger) {
+	if !openInterNode(cfg, addr) {
+		return
+	}
+	logger.Warn("-auth is on, but the inter-node port (-raft-addr) accepts any peer: anyone who can reach it can act as a "+
+		"cluster member (send Raft messages, pose as the leader, and so receive clients' forwarded credentials and the "+
+		"-join-as password). Set -node-cert, -node-key, -node-ca-cert and -node-verify-client (mutual TLS), or make sure "+
+		"only cluster nodes can reach the port (see DOC/SECURITY.md)", "raft_addr", addr.String())
+}
+
+// raftMember returns a check of whether a Raft address is in str's current
+// configuration, for cluster.Client.SetMemberCheck.
+func raftMember(str *store.Store) func(raftAddr string) bool {
+	return func(raftAddr string) bool {
+		servers, err := str.Servers()
+		if err != nil {
+			return false
+		}
+		for _, srv := range servers {
+			if srv.Addr == raftAddr {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // clusterAuth returns the authorizer for cluster calls, nil without -auth.
