@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"time"
+	"unsafe"
 )
 
 // ErrCorrupt is returned (wrapped) by Decode for any input that is not a
@@ -26,14 +29,17 @@ const (
 )
 
 // Encode appends the binary form of c to dst and returns the result. It fails
-// only for parameter values of an unsupported Go type.
+// only for parameter values of an unsupported Go type. dst grows at most
+// once, to exactly the size needed (a large write is copied once, not
+// once per doubling), so Encode(nil, c) allocates exactly the encoding.
 func Encode(dst []byte, c *Command) ([]byte, error) {
-	dst = append(dst, formatVersion, byte(c.Type))
-	var unixNano int64
-	if !c.Time.IsZero() {
-		unixNano = c.Time.UnixNano()
+	n, err := encodedSize(c)
+	if err != nil {
+		return nil, err
 	}
-	dst = binary.AppendVarint(dst, unixNano)
+	dst = slices.Grow(dst, n)
+	dst = append(dst, formatVersion, byte(c.Type))
+	dst = binary.AppendVarint(dst, unixNano(c.Time))
 	dst = binary.LittleEndian.AppendUint64(dst, c.Seed)
 	var flags byte
 	if c.Request.Transaction {
@@ -79,6 +85,48 @@ func Encode(dst []byte, c *Command) ([]byte, error) {
 	return dst, nil
 }
 
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// encodedSize returns the exact length of c's encoding.
+func encodedSize(c *Command) (int, error) {
+	n := 2 + varintLen(unixNano(c.Time)) + 8 + 1 + uvarintLen(uint64(len(c.Request.Statements)))
+	for i := range c.Request.Statements {
+		s := &c.Request.Statements[i]
+		n += stringLen(len(s.SQL)) + uvarintLen(uint64(len(s.Parameters)))
+		for _, p := range s.Parameters {
+			n += stringLen(len(p.Name)) + 1
+			switch v := p.Value.(type) {
+			case nil:
+			case int64:
+				n += varintLen(v)
+			case float64:
+				n += 8
+			case bool:
+				n++
+			case string:
+				n += stringLen(len(v))
+			case []byte:
+				n += stringLen(len(v))
+			default:
+				return 0, fmt.Errorf("encode parameter %q: unsupported type %T", p.Name, p.Value)
+			}
+		}
+	}
+	return n + stringLen(len(c.Data)), nil
+}
+
+// stringLen is the encoded size of a length-prefixed string of n bytes.
+func stringLen(n int) int { return uvarintLen(uint64(n)) + n }
+
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+func varintLen(v int64) int { return uvarintLen(uint64(v<<1) ^ uint64(v>>63)) }
+
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
@@ -86,9 +134,29 @@ func appendString(dst []byte, s string) []byte {
 
 // Decode parses the output of Encode. Every length is checked against the
 // input, so hostile or truncated input returns an error wrapping ErrCorrupt
-// and never panics or allocates more than the input's size allows.
+// and never panics or allocates more than the input's size allows. The
+// Command shares no memory with b.
 func Decode(b []byte) (*Command, error) {
-	d := decoder{b: b}
+	return decode(b, false)
+}
+
+// ShareMin is the size from which DecodeShared lets a value share the
+// input's memory.
+const ShareMin = 1 << 10
+
+// DecodeShared is Decode, except that string and []byte parameter values
+// and Data of ShareMin bytes or more are not copied: they share b's
+// memory, so a large write is not copied once more to be applied. b must
+// not change while the Command or any such value is in use, and the
+// values should not outlive the Command (each keeps all of b alive). SQL
+// text and parameter names are always copied: they may be kept, as keys
+// of a prepared-statement cache.
+func DecodeShared(b []byte) (*Command, error) {
+	return decode(b, true)
+}
+
+func decode(b []byte, share bool) (*Command, error) {
+	d := decoder{b: b, share: share}
 	if v := d.byte(); v != formatVersion {
 		if d.err != nil {
 			return nil, d.err
@@ -125,7 +193,7 @@ func Decode(b []byte) (*Command, error) {
 			case kindBool:
 				p.Value = d.byte() != 0
 			case kindString:
-				p.Value = d.string()
+				p.Value = d.value()
 			case kindBytes:
 				p.Value = d.bytes()
 			default:
@@ -146,9 +214,10 @@ func Decode(b []byte) (*Command, error) {
 }
 
 type decoder struct {
-	b   []byte
-	off int
-	err error
+	b     []byte
+	off   int
+	err   error
+	share bool // values of ShareMin bytes or more share b (DecodeShared)
 }
 
 func (d *decoder) fail(msg string) {
@@ -223,7 +292,8 @@ func (d *decoder) count(min int) int {
 	return int(n)
 }
 
-func (d *decoder) bytes() []byte {
+// span reads a length-prefixed byte string and returns it without copying.
+func (d *decoder) span() []byte {
 	n := d.uvarint()
 	if d.err != nil {
 		return nil
@@ -232,22 +302,34 @@ func (d *decoder) bytes() []byte {
 		d.fail("length exceeds input")
 		return nil
 	}
-	v := make([]byte, n)
-	copy(v, d.b[d.off:])
+	v := d.b[d.off : d.off+int(n) : d.off+int(n)]
 	d.off += int(n)
 	return v
 }
 
-func (d *decoder) string() string {
-	n := d.uvarint()
+// bytes reads a []byte value: shared with the input if the decoder shares
+// and it is large, copied otherwise.
+func (d *decoder) bytes() []byte {
+	v := d.span()
 	if d.err != nil {
-		return ""
+		return nil
 	}
-	if n > uint64(len(d.b)-d.off) {
-		d.fail("length exceeds input")
-		return ""
+	if d.share && len(v) >= ShareMin {
+		return v
 	}
-	v := string(d.b[d.off : d.off+int(n)])
-	d.off += int(n)
-	return v
+	return append(make([]byte, 0, len(v)), v...)
+}
+
+func (d *decoder) string() string {
+	return string(d.span())
+}
+
+// value reads a string parameter value: shared with the input if the
+// decoder shares and it is large, copied otherwise.
+func (d *decoder) value() string {
+	v := d.span()
+	if d.share && len(v) >= ShareMin {
+		return unsafe.String(&v[0], len(v))
+	}
+	return string(v)
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func sampleCommand() *Command {
@@ -90,5 +91,107 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(c, c2) {
 			t.Fatalf("unstable round trip: %v", err)
 		}
+		if n, _ := encodedSize(c); n != len(again) {
+			t.Fatalf("encodedSize %d, encoding %d bytes", n, len(again))
+		}
+		shared, err := DecodeShared(data)
+		if err != nil || !reflect.DeepEqual(c, shared) {
+			t.Fatalf("DecodeShared differs from Decode: %v", err)
+		}
 	})
+}
+
+// largeCommand carries string and blob parameters and Data above and below
+// ShareMin.
+func largeCommand() *Command {
+	big := make([]byte, 3*ShareMin)
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	return &Command{
+		Type: TypeExecute,
+		Time: time.Unix(-5, 0).UTC(),
+		Seed: 1,
+		Request: Request{Statements: []Statement{
+			{SQL: "INSERT INTO t VALUES(?, ?, ?, ?, :n)", Parameters: []Parameter{
+				{Value: string(big)}, {Value: big}, {Value: "small"}, {Value: []byte{}},
+				{Name: "n", Value: int64(-1 << 62)},
+			}},
+		}},
+		Data: big[:ShareMin],
+	}
+}
+
+func TestEncodeAllocatesExactly(t *testing.T) {
+	for _, c := range []*Command{sampleCommand(), largeCommand(), {Type: TypeNoop}, {Type: TypeLoad, Data: make([]byte, 1<<20)}} {
+		b, err := Encode(nil, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := encodedSize(c); n != len(b) {
+			t.Fatalf("%v: encodedSize %d, encoding %d bytes", c.Type, n, len(b))
+		}
+		if allocs := testing.AllocsPerRun(10, func() { Encode(nil, c) }); allocs != 1 && !raceEnabled {
+			t.Fatalf("%v: Encode(nil) made %v allocations, want 1 (the buffer, once)", c.Type, allocs)
+		}
+		// Appending to a prefix keeps the prefix and encodes the same bytes.
+		again, err := Encode([]byte("prefix"), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(again) != "prefix"+string(b) {
+			t.Fatalf("%v: Encode after a prefix differs", c.Type)
+		}
+	}
+}
+
+// within reports whether p points into b.
+func within(p unsafe.Pointer, b []byte) bool {
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return uintptr(p) >= start && uintptr(p) < start+uintptr(len(b))
+}
+
+func TestDecodeShared(t *testing.T) {
+	want := largeCommand()
+	b, err := Encode(nil, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeShared(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("DecodeShared:\n got %#v\nwant %#v", got, want)
+	}
+	ps := got.Request.Statements[0].Parameters
+	s, blob := ps[0].Value.(string), ps[1].Value.([]byte)
+	if !within(unsafe.Pointer(unsafe.StringData(s)), b) || !within(unsafe.Pointer(&blob[0]), b) || !within(unsafe.Pointer(&got.Data[0]), b) {
+		t.Fatal("large values were copied, not shared")
+	}
+	if cap(blob) != len(blob) {
+		t.Fatalf("shared blob has capacity %d past its length %d: an append would overwrite the entry", cap(blob), len(blob))
+	}
+	small := ps[2].Value.(string)
+	if within(unsafe.Pointer(unsafe.StringData(small)), b) {
+		t.Fatal("a small value shares the input")
+	}
+	if sql := got.Request.Statements[0].SQL; within(unsafe.Pointer(unsafe.StringData(sql)), b) {
+		t.Fatal("SQL text shares the input: a statement cache keyed by it would keep the whole entry alive")
+	}
+	if name := ps[4].Name; within(unsafe.Pointer(unsafe.StringData(name)), b) {
+		t.Fatal("a parameter name shares the input")
+	}
+
+	// Decode shares nothing: changing the input changes no value.
+	copied, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 0
+	}
+	if !reflect.DeepEqual(copied, want) {
+		t.Fatal("Decode's result changed with its input")
+	}
 }

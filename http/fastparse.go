@@ -3,6 +3,7 @@ package http
 import (
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/rqlited/rqlited/command"
 )
@@ -29,7 +30,7 @@ func fastStatements(b []byte) (stmts []command.Statement, ok bool) {
 		var st command.Statement
 		switch p.peek() {
 		case '"':
-			if st.SQL, ok = p.str(); !ok {
+			if st.SQL, ok = p.str(false); !ok {
 				return nil, false
 			}
 		case '[':
@@ -38,7 +39,7 @@ func fastStatements(b []byte) (stmts []command.Statement, ok bool) {
 			if p.peek() != '"' {
 				return nil, false
 			}
-			if st.SQL, ok = p.str(); !ok {
+			if st.SQL, ok = p.str(false); !ok {
 				return nil, false
 			}
 			for {
@@ -138,7 +139,14 @@ func (p *scanner) listNext() (more, ok bool) {
 // str reads a JSON string starting at its opening quote. It declines
 // (ok=false) \u escapes, control characters and invalid UTF-8, which the
 // general path handles (or rejects).
-func (p *scanner) str() (string, bool) {
+//
+// With share, a string without escapes of command.ShareMin bytes or more
+// is not copied: it shares the body's memory, which nothing writes after
+// it is read, and which it keeps alive (the body lives until the request
+// is served anyway, for forwarding). Parameter values are read so; SQL
+// text never is, since a prepared-statement cache may keep it as a key
+// long after the request.
+func (p *scanner) str(share bool) (string, bool) {
 	p.i++ // opening quote
 	start := p.i
 	high := false
@@ -149,6 +157,9 @@ func (p *scanner) str() (string, bool) {
 			p.i++
 			if high && !utf8.Valid(seg) {
 				return "", false
+			}
+			if share && len(seg) >= command.ShareMin {
+				return unsafe.String(&seg[0], len(seg)), true
 			}
 			return string(seg), true
 		case c == '\\':
@@ -164,9 +175,10 @@ func (p *scanner) str() (string, bool) {
 }
 
 // escapedStr finishes a string that has a backslash at p.i, its text
-// starting at start.
+// starting at start. The unescaped text is built in one buffer of the
+// escaped length, which becomes the string without another copy.
 func (p *scanner) escapedStr(start int, high bool) (string, bool) {
-	out := make([]byte, 0, p.i-start+16)
+	out := make([]byte, 0, p.quotedLen(start))
 	out = append(out, p.b[start:p.i]...)
 	for p.i < len(p.b) {
 		c := p.b[p.i]
@@ -176,7 +188,11 @@ func (p *scanner) escapedStr(start int, high bool) (string, bool) {
 			if high && !utf8.Valid(out) {
 				return "", false
 			}
-			return string(out), true
+			if len(out) == 0 {
+				return "", true
+			}
+			// out is this string's own buffer, written no more.
+			return unsafe.String(&out[0], len(out)), true
 		case c == '\\':
 			if p.i+1 >= len(p.b) {
 				return "", false
@@ -216,12 +232,29 @@ func (p *scanner) escapedStr(start int, high bool) (string, bool) {
 	return "", false
 }
 
+// quotedLen returns the number of bytes from start to the closing quote
+// of the string p.i is in (backslashes skip the byte after them), or to
+// the end of the input if it is not closed.
+func (p *scanner) quotedLen(start int) int {
+	i := p.i
+	for i < len(p.b) {
+		switch p.b[i] {
+		case '"':
+			return i - start
+		case '\\':
+			i++
+		}
+		i++
+	}
+	return len(p.b) - start
+}
+
 // scalar reads a positional parameter: a string (an x'..' literal becomes
 // a BLOB), a number, true, false or null. Objects and arrays decline.
 func (p *scanner) scalar() (any, bool) {
 	switch c := p.peek(); {
 	case c == '"':
-		s, ok := p.str()
+		s, ok := p.str(true)
 		if !ok {
 			return nil, false
 		}

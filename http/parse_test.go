@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/rqlited/rqlited/command"
 )
@@ -119,4 +120,39 @@ func FuzzFastStatements(f *testing.F) {
 			t.Fatalf("%q:\nfast    %#v\ngeneral %#v", body, fast, general)
 		}
 	})
+}
+
+// inBody reports whether s's bytes lie inside body.
+func inBody(s string, body []byte) bool {
+	if len(s) == 0 {
+		return false
+	}
+	p, start := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+	return p >= start && p < start+uintptr(len(body))
+}
+
+// TestLargeValuesShareBody: the fast path does not copy large parameter
+// values out of the body; SQL text, small values and values with escapes
+// are copies of their own.
+func TestLargeValuesShareBody(t *testing.T) {
+	big := strings.Repeat("v", command.ShareMin)
+	sql := "INSERT INTO t VALUES(?, ?, ?) -- " + big
+	body := []byte(`[["` + sql + `", "` + big + `", "small", "` + big + `\n"]]`)
+	stmts, err := parseStatements(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := stmts[0].Parameters
+	if stmts[0].SQL != sql || ps[0].Value != big || ps[1].Value != "small" || ps[2].Value != big+"\n" {
+		t.Fatalf("parsed %#v", stmts)
+	}
+	if !inBody(ps[0].Value.(string), body) {
+		t.Error("a large value was copied out of the body")
+	}
+	if inBody(stmts[0].SQL, body) {
+		t.Error("SQL text shares the body: a statement cache keyed by it would keep the body alive")
+	}
+	if inBody(ps[1].Value.(string), body) || inBody(ps[2].Value.(string), body) {
+		t.Error("a small or escaped value shares the body")
+	}
 }

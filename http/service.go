@@ -86,6 +86,11 @@ type Config struct {
 	AdvAddr string
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
+	// BodyBudgetBytes bounds the bytes of request bodies (those over 64
+	// KiB) being read or served at once, across all connections; a body
+	// that does not fit waits up to 10 s, then gets 503 with Retry-After.
+	// 0 means twice MaxBodyBytes, and at least 64 MiB.
+	BodyBudgetBytes int64
 	// AllowOrigin, if set, is sent as Access-Control-Allow-Origin.
 	AllowOrigin string
 	// Queue configures queued writes (?queue).
@@ -141,6 +146,9 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("http: max body size %d must be positive", c.MaxBodyBytes)
 	}
+	if c.BodyBudgetBytes != 0 && c.BodyBudgetBytes < c.MaxBodyBytes {
+		return fmt.Errorf("http: body budget %d must be 0 (default) or at least the max body size %d", c.BodyBudgetBytes, c.MaxBodyBytes)
+	}
 	return c.Queue.Validate()
 }
 
@@ -165,6 +173,10 @@ type Service struct {
 	// headers go on every response; built once, as canonical keys with
 	// value slices that are shared (net/http only reads them).
 	headers http.Header
+	// budget bounds the request bodies held at once (body.go); a body
+	// waits for room at most budgetWait (0: bodyBudgetWait).
+	budget     *byteBudget
+	budgetWait time.Duration
 }
 
 // New returns a Service; Start begins serving.
@@ -175,7 +187,11 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 	if cfg.AdvAddr == "" {
 		cfg.AdvAddr = cfg.Addr
 	}
-	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now()}
+	if cfg.BodyBudgetBytes == 0 {
+		cfg.BodyBudgetBytes = defaultBodyBudget(cfg.MaxBodyBytes)
+	}
+	s := &Service{cfg: cfg, store: store, logger: logger.With("component", "http"), start: time.Now(),
+		budget: newByteBudget(cfg.BodyBudgetBytes)}
 	s.fwd = newForwarder(cfg.ForwardTransport)
 	s.headers = http.Header{}
 	s.headers.Set("X-RQLITE-VERSION", cfg.Build.Version)
@@ -298,9 +314,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var ok bool
-		if p.body, ok = s.readBody(w, r); !ok {
+		var held int64
+		if p.body, held, ok = s.readBody(w, r); !ok {
 			return
 		}
+		// The body and what is made of it (statements, the log entry)
+		// live until the request is served.
+		defer s.budget.release(held)
 	}
 	// The request is read: lift the read deadline, so that the server's
 	// check for a vanished client does not time out (and cancel the
@@ -386,41 +406,71 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	return false
 }
 
-// exactBodyMax is the largest declared body length read into a buffer
-// allocated up front.
+// exactBodyMax is the largest declared body length read straight into a
+// buffer allocated up front; larger bodies are staged (see body.go).
 const exactBodyMax = 1 << 20
 
 // readBody reads the request body up to the configured limit, answering
-// 413 (and returning false) for larger bodies.
-func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	if r.ContentLength >= 0 {
-		d := bodyGrace + time.Duration(r.ContentLength/bodyMinRate)*time.Second
+// 413 for larger bodies and 503 when the body budget has no room for it
+// (and returning false). held is what the body holds of the budget, to be
+// released once the request is served.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request) (b []byte, held int64, ok bool) {
+	n := r.ContentLength
+	if n > smallBody && !s.reserve(w, r, n) {
+		return nil, 0, false
+	}
+	if n >= 0 {
+		if n > smallBody {
+			held = n
+		}
+		d := bodyGrace + time.Duration(n/bodyMinRate)*time.Second
 		if s.cfg.ReadTimeout <= 0 || d < s.cfg.ReadTimeout {
 			http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 		}
 	}
-	var b []byte
 	var err error
-	if r.ContentLength >= 0 && r.ContentLength <= min(s.cfg.MaxBodyBytes, exactBodyMax) {
+	switch {
+	case n >= 0 && n <= exactBodyMax:
 		// A small declared length: read exactly that, into one allocation.
-		// (Larger bodies grow as they arrive, so a client that declares a
-		// large body and sends nothing does not make the server allocate
-		// it.)
-		b = make([]byte, r.ContentLength)
+		b = make([]byte, n)
 		_, err = io.ReadFull(r.Body, b)
-	} else {
-		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	case n >= 0:
+		// Staged, so that memory is taken only as the body arrives (a
+		// client that declares a large body and sends nothing costs
+		// nothing but its place in the budget) and given back at once if
+		// it never completes.
+		b, err = readStaged(r.Body, nil, int(n), n)
+	default:
+		// Unknown length (chunked). Most such bodies are small; a large
+		// one holds the limit of the budget while it arrives, then what
+		// it turned out to be.
+		var head []byte
+		var more bool
+		if head, more, err = readHead(r.Body, int(min(smallBody, s.cfg.MaxBodyBytes))); err != nil || !more {
+			b = head
+			break
+		}
+		if !s.reserve(w, r, s.cfg.MaxBodyBytes) {
+			return nil, 0, false
+		}
+		b, err = readStaged(r.Body, head, int(s.cfg.MaxBodyBytes)+1, s.cfg.MaxBodyBytes)
+		held = s.cfg.MaxBodyBytes
+		if err == nil {
+			s.budget.release(held - int64(len(b)))
+			held = int64(len(b))
+		}
 	}
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, fmt.Sprintf("request body too large: the limit is %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
-			return nil, false
+		s.budget.release(held)
+		if errors.Is(err, errBodyTooLarge) {
+			w.Header().Set("Connection", "close") // the rest is left unread
+			http.Error(w, fmt.Sprintf("request body too large: the limit is %d bytes", s.cfg.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+			return nil, 0, false
 		}
 		http.Error(w, "error reading request body: "+err.Error(), http.StatusBadRequest)
-		return nil, false
+		return nil, 0, false
 	}
-	return b, true
+	return b, held, true
 }
 
 // jsonContentType is shared by every JSON response (see Service.headers).

@@ -96,7 +96,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 			f.setIndex(l.Index)
 		}
 	}()
-	c, err := command.Decode(l.Data)
+	// Values share l.Data: hashicorp/raft never changes an entry once it
+	// is appended, and parameters are only bound, never kept.
+	c, err := command.DecodeShared(l.Data)
 	if err != nil {
 		// A corrupt entry can only come from a bug or a damaged log; every
 		// replica sees the same bytes, so all of them skip it alike.

@@ -29,7 +29,9 @@ func (s *Store) propose(ctx context.Context, c *command.Command) (*fsmResponse, 
 	var seed [8]byte
 	rand.Read(seed[:])
 	c.Seed = binary.LittleEndian.Uint64(seed[:])
-	b, err := command.Encode(make([]byte, 0, 256), c)
+	// One allocation of exactly the entry's size: a large write is not
+	// copied again as the buffer grows.
+	b, err := command.Encode(nil, c)
 	if err != nil {
 		return nil, 0, err
 	}

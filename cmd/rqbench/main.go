@@ -15,7 +15,9 @@
 //   - Launching (-rqlited BIN): start real rqlited processes on loopback
 //     ports itself, run the same single-node scenarios against one of them,
 //     and then the three-node cluster and cluster formation suites (-suites).
-//     `make bench` runs this mode.
+//     `make bench` runs this mode. The memory suite (peak RSS of fresh
+//     nodes for 60 MiB writes, memory.go) runs only when named:
+//     -suites memory.
 //
 // DOC/PERFORMANCE.md records its output.
 package main
@@ -55,7 +57,7 @@ func main() {
 	jsonOut := flag.Bool("json", false, "also print the results as one JSON document")
 	queryForm := flag.String("query-form", "post", "how point queries are sent: post (POST /db/query with the id as a bound parameter) or get (GET /db/query?q= with the id inline)")
 	bin := flag.String("rqlited", "", "launching mode: start rqlited processes from this binary instead of driving -addr")
-	suitesFlag := flag.String("suites", "single,ceiling,cluster,formation", "launching mode: suites to run (single, ceiling, cluster, formation)")
+	suitesFlag := flag.String("suites", "single,ceiling,cluster,formation", "launching mode: suites to run (single, ceiling, cluster, formation, memory; memory is not in the default: 25-40 s of 60 MiB writes on fresh nodes)")
 	reps := flag.Int("formation-reps", 5, "launching mode: formation runs per mode (the median is reported)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of rqbench itself (the client) to this file")
 	only := flag.String("only", "", "run only this scenario (insert, query, batch, or a scenario name) for the whole duration, without the ceiling: a profiling aid")
@@ -126,6 +128,7 @@ func main() {
 	defer os.RemoveAll(tmp)
 	b := &bench{bin: abs, dir: tmp, dur: *dur, reps: *reps}
 	defer b.stopAll()
+	stopOnFail = func() { b.stopAll(); os.RemoveAll(tmp) }
 	suites := map[string]bool{}
 	for _, s := range strings.Split(*suitesFlag, ",") {
 		suites[strings.TrimSpace(s)] = true
@@ -152,9 +155,19 @@ func main() {
 	if suites["formation"] {
 		b.formation(ctx)
 	}
+	if suites["memory"] {
+		b.memory(ctx)
+	}
 }
+
+// stopOnFail, in launching mode, stops the processes started so far:
+// fail exits without running deferred calls, and would leave them running.
+var stopOnFail func()
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "rqbench:", err)
+	if stopOnFail != nil {
+		stopOnFail()
+	}
 	os.Exit(1)
 }

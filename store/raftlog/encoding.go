@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/bits"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -39,20 +40,33 @@ func appendEntry(b []byte, l *raft.Log) []byte {
 	b = binary.AppendUvarint(b, l.Index)
 	b = binary.AppendUvarint(b, l.Term)
 	b = append(b, byte(l.Type))
-	var at int64
-	if !l.AppendedAt.IsZero() {
-		at = l.AppendedAt.UnixNano()
-	}
-	b = binary.AppendVarint(b, at)
+	b = binary.AppendVarint(b, appendedAt(l))
 	b = binary.AppendUvarint(b, uint64(len(l.Data)))
 	b = append(b, l.Data...)
 	b = binary.AppendUvarint(b, uint64(len(l.Extensions)))
 	return append(b, l.Extensions...)
 }
 
-// entrySize is an upper bound of the encoded size of l.
-func entrySize(l *raft.Log) int {
-	return 4*binary.MaxVarintLen64 + 1 + len(l.Data) + len(l.Extensions)
+// entryLen is the exact encoded size of l.
+func entryLen(l *raft.Log) int {
+	return uvarintLen(l.Index) + uvarintLen(l.Term) + 1 + varintLen(appendedAt(l)) +
+		uvarintLen(uint64(len(l.Data))) + len(l.Data) + uvarintLen(uint64(len(l.Extensions))) + len(l.Extensions)
+}
+
+func appendedAt(l *raft.Log) int64 {
+	if l.AppendedAt.IsZero() {
+		return 0
+	}
+	return l.AppendedAt.UnixNano()
+}
+
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+func varintLen(v int64) int { return uvarintLen(uint64(v<<1) ^ uint64(v>>63)) }
+
+// encodeEntry returns the encoding of l in a buffer of exactly its size.
+func encodeEntry(l *raft.Log) []byte {
+	return appendEntry(make([]byte, 0, entryLen(l)), l)
 }
 
 // decodeEntry fills l from b. Data and Extensions share b's memory, so b
@@ -108,36 +122,42 @@ func decodeEntry(b []byte, l *raft.Log) error {
 	return nil
 }
 
-// encodeFrame returns a journal frame of generation gen holding logs, and
-// the encoded entries, which are slices of the frame.
-func encodeFrame(gen uint64, logs []*raft.Log) ([]byte, [][]byte) {
-	size := frameHeader + binary.MaxVarintLen64
+// frameSize is the exact size of the journal frame holding logs.
+func frameSize(logs []*raft.Log) int {
+	size := frameHeader + uvarintLen(uint64(len(logs)))
 	for _, l := range logs {
-		size += binary.MaxVarintLen64 + entrySize(l)
+		n := entryLen(l)
+		size += uvarintLen(uint64(n)) + n
 	}
-	b := make([]byte, frameHeader, size)
+	return size
+}
+
+// encodeFrame returns a journal frame of generation gen holding logs, and
+// the encoded entries, which are slices of the frame. The frame is one
+// allocation of exactly its size, and each entry's data is copied once,
+// into it.
+func encodeFrame(gen uint64, logs []*raft.Log) ([]byte, [][]byte) {
+	b := make([]byte, frameHeader, frameSize(logs))
 	b = binary.AppendUvarint(b, uint64(len(logs)))
-	bounds := make([][2]int, len(logs))
-	var scratch []byte
+	entries := make([][]byte, len(logs))
 	for i, l := range logs {
-		// The length prefix comes first; encode the entry into scratch to
-		// learn it, then copy (entries are small next to a fdatasync).
-		scratch = appendEntry(scratch[:0], l)
-		b = binary.AppendUvarint(b, uint64(len(scratch)))
-		bounds[i] = [2]int{len(b), len(b) + len(scratch)}
-		b = append(b, scratch...)
+		b = binary.AppendUvarint(b, uint64(entryLen(l)))
+		start := len(b)
+		b = appendEntry(b, l)
+		entries[i] = b[start:len(b):len(b)]
 	}
 	binary.LittleEndian.PutUint32(b[0:], frameMagic)
-	binary.LittleEndian.PutUint64(b[4:], gen)
 	binary.LittleEndian.PutUint32(b[12:], uint32(len(b)-frameHeader))
-	crc := crc32.Update(0, crcTable, b[4:16])
-	crc = crc32.Update(crc, crcTable, b[frameHeader:])
-	binary.LittleEndian.PutUint32(b[16:], crc)
-	entries := make([][]byte, len(logs))
-	for i, bd := range bounds {
-		entries[i] = b[bd[0]:bd[1]:bd[1]]
-	}
+	setFrameGen(b, gen)
 	return b, entries
+}
+
+// setFrameGen stamps an encoded frame with generation gen and its CRC.
+func setFrameGen(frame []byte, gen uint64) {
+	binary.LittleEndian.PutUint64(frame[4:], gen)
+	crc := crc32.Update(0, crcTable, frame[4:16])
+	crc = crc32.Update(crc, crcTable, frame[frameHeader:])
+	binary.LittleEndian.PutUint32(frame[16:], crc)
 }
 
 // frameAt reads the frame header at the start of b: its generation and

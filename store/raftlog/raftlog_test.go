@@ -255,13 +255,107 @@ func TestLargeEntryBypassesJournal(t *testing.T) {
 	if err := s.StoreLogs([]*raft.Log{entry(3, 100)}); err != nil {
 		t.Fatal(err)
 	}
+	// Encoded outside the heap and unmapped after the commit: what bbolt
+	// stored must not depend on that memory.
+	huge := entry(4, offHeapMin+1)
+	if err := s.StoreLogs([]*raft.Log{huge, entry(5, 100)}); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, huge)
 	s.crash()
 	s = mustOpen(t, testConfig(dir))
 	defer s.Close()
-	checkBounds(t, s, 1, 3)
+	checkBounds(t, s, 1, 5)
 	checkLog(t, s, small)
 	checkLog(t, s, big)
 	checkLog(t, s, entry(3, 100))
+	checkLog(t, s, huge)
+	checkLog(t, s, entry(5, 100))
+}
+
+func TestFrameEncoding(t *testing.T) {
+	logs := []*raft.Log{entry(1, 0), entry(2, 200), entry(300, 5000),
+		{Index: 1 << 40, Term: 1 << 33, Type: raft.LogConfiguration, Data: []byte("c"), Extensions: []byte("ext"), AppendedAt: time.Unix(-3, 0)}}
+	frame, entries := encodeFrame(7, logs)
+	if len(frame) != frameSize(logs) {
+		t.Fatalf("frame of %d bytes, frameSize %d", len(frame), frameSize(logs))
+	}
+	gen, size, ok := frameAt(frame)
+	if !ok || gen != 7 || size != len(frame) {
+		t.Fatalf("frameAt = %d, %d, %v; want 7, %d, true", gen, size, ok, len(frame))
+	}
+	got, err := frameEntries(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range logs {
+		want := encodeEntry(l)
+		if len(want) != entryLen(l) || !bytes.Equal(got[i], want) || !bytes.Equal(entries[i], want) {
+			t.Fatalf("entry %d: frame holds %x, returned %x, want %x (entryLen %d)", i, got[i], entries[i], want, entryLen(l))
+		}
+	}
+	setFrameGen(frame, 9)
+	if gen, _, ok := frameAt(frame); !ok || gen != 9 {
+		t.Fatalf("after setFrameGen(9): frameAt = %d, %v", gen, ok)
+	}
+}
+
+// The newest entry is served from memory, sharing the appender's data:
+// raft's leader reads it every CommitTimeout for every follower.
+func TestNewestEntryShared(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, testConfig(dir))
+	defer s.Close()
+	older, newest := entry(1, 100<<10), entry(2, 100<<10) // over the journal: stored straight in bbolt
+	if err := s.StoreLogs([]*raft.Log{older, newest}); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := s.GetLog(2, &l); err != nil {
+		t.Fatal(err)
+	}
+	if &l.Data[0] != &newest.Data[0] || cap(l.Data) != len(l.Data) {
+		t.Fatal("the newest entry was not served from the appended data")
+	}
+	checkLog(t, s, newest)
+	if !raceEnabled {
+		if allocs := testing.AllocsPerRun(20, func() { s.GetLog(2, &l) }); allocs != 0 {
+			t.Fatalf("reading the newest entry allocated %v times", allocs)
+		}
+	}
+	if err := s.GetLog(1, &l); err != nil {
+		t.Fatal(err)
+	}
+	if &l.Data[0] == &older.Data[0] {
+		t.Fatal("an older entry was served from memory")
+	}
+	checkLog(t, s, older)
+
+	// A small newest entry, in the journal, is served from memory too.
+	small := entry(3, 10)
+	if err := s.StoreLogs([]*raft.Log{small}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GetLog(3, &l); err != nil || &l.Data[0] != &small.Data[0] {
+		t.Fatalf("GetLog(3): %v, shared %v", err, err == nil && &l.Data[0] == &small.Data[0])
+	}
+	// A deleted tail is gone, and the new newest entry is read from the log.
+	if err := s.DeleteRange(2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GetLog(3, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(3) after deleting it: %v", err)
+	}
+	if err := s.GetLog(2, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(2) after deleting it: %v", err)
+	}
+	checkLog(t, s, older)
+	replaced := entry(2, 50)
+	replaced.Term = 99
+	if err := s.StoreLogs([]*raft.Log{replaced}); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, replaced)
 }
 
 func TestStable(t *testing.T) {
@@ -337,7 +431,11 @@ func TestDifferential(t *testing.T) {
 			n := 1 + rng.IntN(8)
 			var batch []*raft.Log
 			for range n {
-				batch = append(batch, entry(next, rng.IntN(3000)))
+				size := rng.IntN(3000)
+				if rng.IntN(20) == 0 {
+					size = 70 << 10 // over the journal: the batch goes straight to bbolt
+				}
+				batch = append(batch, entry(next, size))
 				next++
 			}
 			if err := s.StoreLogs(batch); err != nil {

@@ -49,3 +49,15 @@ func dropMapped(addr uintptr, size int64) error {
 	}
 	return nil
 }
+
+// offHeap returns a buffer of n bytes outside the Go heap, and the
+// function that unmaps it: memory that goes back to the system the moment
+// it is freed instead of waiting for a garbage collection. Should the map
+// fail, the buffer comes from the heap.
+func offHeap(n int) ([]byte, func()) {
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		return make([]byte, n), func() {}
+	}
+	return b, func() { syscall.Munmap(b) } //nolint:errcheck // cannot fail for a map made here
+}

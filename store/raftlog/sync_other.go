@@ -13,3 +13,7 @@ func dropMapped(uintptr, int64) error { return nil }
 // initialMmapSize is bbolt's default elsewhere (on Windows a map is as
 // large as the file, so a large first map would make raft.db that large).
 const initialMmapSize = 0
+
+// offHeap returns a buffer of n bytes; elsewhere than on Linux, from the
+// heap.
+func offHeap(n int) ([]byte, func()) { return make([]byte, n), func() {} }

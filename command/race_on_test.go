@@ -1,0 +1,6 @@
+//go:build race
+
+package command
+
+// raceEnabled: the race detector adds allocations that AllocsPerRun counts.
+const raceEnabled = true
