@@ -64,9 +64,12 @@ func TestDiscoKV(t *testing.T) {
 			}
 			c := last
 			leader := c.waitOneCluster(t, 10*time.Second)
-			if h, _ := leader.status("disco.leader_key.holder").(string); h != leader.nodeID() {
-				t.Fatalf("leader key holder %q, leader %s", h, leader.nodeID())
-			}
+			// The leader reports the key as it last read it, which may be
+			// just before its own write: poll.
+			waitFor(t, 10*time.Second, "the leader holds the leader key", func() bool {
+				h, _ := leader.status("disco.leader_key.holder").(string)
+				return h == leader.nodeID()
+			})
 
 			// Kill the leader: the new leader rewrites the key and a new node
 			// joins through it.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -81,6 +82,7 @@ func (b *bench) memory(ctx context.Context) {
 		{fmt.Sprintf("%d chunked bodies of %d MiB", memChunkedBodies, memChunkedSize>>20), func(ctx context.Context, n *node) memSent {
 			return memChunked(ctx, n, memChunkedBodies, memChunkedSize)
 		}},
+		{"2 concurrent queries of 10^7 rows", func(ctx context.Context, n *node) memSent { return memQuery(ctx, n, memQueryRows, 2) }},
 	}
 	for _, p := range single {
 		if ctx.Err() != nil {
@@ -212,6 +214,47 @@ func memPost(ctx context.Context, n *node, body []byte, rows int64, conc int) me
 	}
 	wg.Wait()
 	return memSent{bytes: int64(conc) * memPayload, rows: acked.Load(), statuses: summarize(statuses)}
+}
+
+// memQueryRows is the row count of the big-query probe (a query of 10^7
+// rows took one node to 1.98 GB before -db-max-result-bytes).
+const memQueryRows = 10_000_000
+
+// memQuery runs conc queries that each ask for rows rows; the statuses
+// say whether the node answered them or refused them for their size.
+func memQuery(ctx context.Context, n *node, rows, conc int) memSent {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	q := fmt.Sprintf("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) SELECT x, 'row' FROM c", rows)
+	u := n.base + "/db/query?q=" + url.QueryEscape(q)
+	statuses := make([]string, conc)
+	var wg sync.WaitGroup
+	for i := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				statuses[i] = err.Error()
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses[i] = err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			statuses[i] = fmt.Sprint(resp.StatusCode)
+			if at := bytes.Index(b, []byte(`"error":`)); at >= 0 {
+				statuses[i] += " " + string(truncate(b[at:], 60))
+			} else {
+				statuses[i] += fmt.Sprintf(" %d MB", len(b)>>20)
+			}
+		}()
+	}
+	wg.Wait()
+	return memSent{statuses: summarize(statuses)}
 }
 
 // summarize counts equal statuses: "200 x3, 503 server busy... x1".
