@@ -149,26 +149,20 @@ func (d *DB) openConns() error {
 }
 
 func (d *DB) openWriter() (*conn, error) {
-	drv := &sqlite3.SQLiteDriver{ConnectHook: d.rand.register}
-	c, err := drv.Open(d.writerDSN())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", d.cfg.Path, err)
-	}
-	g, err := guard(c.(*sqlite3.SQLiteConn), d.sh, d.cfg.MaxSteps, false)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	g.maxResult = d.cfg.MaxResultBytes
-	return g, nil
+	return d.open(&sqlite3.SQLiteDriver{ConnectHook: d.rand.register}, d.writerDSN(), false)
 }
 
 func (d *DB) openReader() (*conn, error) {
-	c, err := (&sqlite3.SQLiteDriver{}).Open(d.readerDSN())
+	return d.open(&sqlite3.SQLiteDriver{}, d.readerDSN(), true)
+}
+
+// open opens a connection and installs the guard on it.
+func (d *DB) open(drv *sqlite3.SQLiteDriver, dsn string, reader bool) (*conn, error) {
+	c, err := drv.Open(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open read connection: %w", err)
+		return nil, fmt.Errorf("open %s: %w", d.cfg.Path, err)
 	}
-	g, err := guard(c.(*sqlite3.SQLiteConn), d.sh, d.cfg.MaxSteps, true)
+	g, err := guard(c.(*sqlite3.SQLiteConn), d.sh, d.cfg.MaxSteps, reader)
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -197,15 +197,13 @@ func memPost(ctx context.Context, n *node, body []byte, rows int64, conc int) me
 				return
 			}
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			code, b, err := memDo(req)
 			if err != nil {
 				statuses[i] = err.Error()
 				return
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			statuses[i] = fmt.Sprint(resp.StatusCode)
-			if resp.StatusCode != http.StatusOK || bytes.Contains(b, errMarker) {
+			statuses[i] = fmt.Sprint(code)
+			if code != http.StatusOK || bytes.Contains(b, errMarker) {
 				statuses[i] += " " + string(bytes.TrimSpace(truncate(b, 60)))
 				return
 			}
@@ -238,14 +236,12 @@ func memQuery(ctx context.Context, n *node, rows, conc int) memSent {
 				statuses[i] = err.Error()
 				return
 			}
-			resp, err := http.DefaultClient.Do(req)
+			code, b, err := memDo(req)
 			if err != nil {
 				statuses[i] = err.Error()
 				return
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			statuses[i] = fmt.Sprint(resp.StatusCode)
+			statuses[i] = fmt.Sprint(code)
 			if at := bytes.Index(b, []byte(`"error":`)); at >= 0 {
 				statuses[i] += " " + string(truncate(b[at:], 60))
 			} else {
@@ -255,6 +251,17 @@ func memQuery(ctx context.Context, n *node, rows, conc int) memSent {
 	}
 	wg.Wait()
 	return memSent{statuses: summarize(statuses)}
+}
+
+// memDo sends req and returns the response's status and body.
+func memDo(req *http.Request) (int, []byte, error) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
 }
 
 // summarize counts equal statuses: "200 x3, 503 server busy... x1".
