@@ -6,11 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rqlited/rqlited/internal/conntest"
 	"github.com/rqlited/rqlited/mux"
 )
 
@@ -102,20 +102,6 @@ func TestMemberAPIURLChecksTheAnswerer(t *testing.T) {
 	}
 }
 
-// closedWithin fails the test unless the other side closes c within limit,
-// and returns how long it took.
-func closedWithin(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	c.SetReadDeadline(start.Add(limit))
-	_, err := io.Copy(io.Discard, c)
-	took := time.Since(start)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("connection still open after %v", took)
-	}
-	return took
-}
-
 // TestServiceClosesStalledConnections: a connection whose request stalls
 // part-way is closed within Timeout, the first request's or a later one's;
 // one idle between calls within IdleTimeout.
@@ -146,25 +132,25 @@ func TestServiceClosesStalledConnections(t *testing.T) {
 		c.SetDeadline(time.Time{})
 	}
 	t.Run("header byte only", func(t *testing.T) {
-		closedWithin(t, dial(t), n.svc.cfg.Timeout+slack)
+		conntest.ClosedWithin(t, dial(t), n.svc.cfg.Timeout+slack)
 	})
 	t.Run("one byte of the first request", func(t *testing.T) {
 		c := dial(t)
 		c.Write([]byte{0})
-		closedWithin(t, c, n.svc.cfg.Timeout+slack)
+		conntest.ClosedWithin(t, c, n.svc.cfg.Timeout+slack)
 	})
 	t.Run("one byte of a later request", func(t *testing.T) {
 		c := dial(t)
 		call(t, c)
 		c.Write([]byte{0})
-		if took := closedWithin(t, c, n.svc.cfg.IdleTimeout+slack); took >= n.svc.cfg.IdleTimeout {
+		if took := conntest.ClosedWithin(t, c, n.svc.cfg.IdleTimeout+slack); took >= n.svc.cfg.IdleTimeout {
 			t.Fatalf("a stalled request was held %v, the idle bound, not Timeout (%v)", took, n.svc.cfg.Timeout)
 		}
 	})
 	t.Run("idle after a call", func(t *testing.T) {
 		c := dial(t)
 		call(t, c)
-		if took := closedWithin(t, c, n.svc.cfg.IdleTimeout+slack); took < n.svc.cfg.IdleTimeout/2 {
+		if took := conntest.ClosedWithin(t, c, n.svc.cfg.IdleTimeout+slack); took < n.svc.cfg.IdleTimeout/2 {
 			t.Fatalf("an idle connection was closed after %v, before IdleTimeout %v", took, n.svc.cfg.IdleTimeout)
 		}
 	})

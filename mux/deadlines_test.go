@@ -2,17 +2,17 @@ package mux
 
 import (
 	"encoding/binary"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/rqlited/rqlited/internal/conntest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -85,20 +85,6 @@ func roundTrip(t *testing.T, c net.Conn, s string) {
 	}
 }
 
-// closedWithin reports how long the other side took to close c, failing
-// the test if it did not within limit.
-func closedWithin(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	c.SetReadDeadline(start.Add(limit))
-	_, err := io.Copy(io.Discard, c)
-	took := time.Since(start)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("connection still open after %v", took)
-	}
-	return took
-}
-
 func TestRaftLayerDeadlines(t *testing.T) {
 	d := Deadlines{First: 300 * time.Millisecond, Stall: 300 * time.Millisecond, Idle: 800 * time.Millisecond}
 	m, l := startMux(t, d)
@@ -121,19 +107,19 @@ func TestRaftLayerDeadlines(t *testing.T) {
 
 	t.Run("header byte only", func(t *testing.T) {
 		c := dial(t, []byte{HeaderRaft})
-		took := closedWithin(t, c, d.First+slack)
+		took := conntest.ClosedWithin(t, c, d.First+slack)
 		t.Logf("closed after %v", took)
 	})
 	t.Run("header and one byte of a request", func(t *testing.T) {
 		c := dial(t, []byte{HeaderRaft, 0})
-		closedWithin(t, c, d.Stall+slack)
+		conntest.ClosedWithin(t, c, d.Stall+slack)
 	})
 	t.Run("stall inside a later request", func(t *testing.T) {
 		c := dial(t, []byte{HeaderRaft})
 		roundTrip(t, c, "one")
 		c.Write([]byte{0, 0}) // half a length prefix, then nothing
 		start := time.Now()
-		took := closedWithin(t, c, d.Stall+slack)
+		took := conntest.ClosedWithin(t, c, d.Stall+slack)
 		if took >= d.Idle {
 			t.Fatalf("a stalled request was closed after %v, the idle bound (%v), not the stall bound (%v)", time.Since(start), d.Idle, d.Stall)
 		}
@@ -141,7 +127,7 @@ func TestRaftLayerDeadlines(t *testing.T) {
 	t.Run("idle between requests", func(t *testing.T) {
 		c := dial(t, []byte{HeaderRaft})
 		roundTrip(t, c, "one")
-		took := closedWithin(t, c, d.Idle+slack)
+		took := conntest.ClosedWithin(t, c, d.Idle+slack)
 		if took < d.Idle/2 {
 			t.Fatalf("an idle connection was closed after %v, before the idle bound %v", took, d.Idle)
 		}
