@@ -100,6 +100,10 @@ static int rq_in(const char *s, const char *const *list) {
 // is journaled, synced, locked, checkpointed or sized underneath
 // replication, make the schema writable, or set process-wide limits that
 // every connection shares. wal_checkpoint is refused in every form.
+// writable_schema is refused although rqlite accepts it: a connection keeps
+// the schema it had before sqlite_schema was edited by hand, a new one
+// reads the edited one, so a node restarted or restored from a snapshot
+// would answer later entries differently (or not at all) from the others.
 static const char *const rq_bad_pragmas[] = {
 	"journal_mode", "wal_autocheckpoint", "synchronous", "query_only", "locking_mode",
 	"max_page_count", "writable_schema", "schema_version", "hard_heap_limit", "soft_heap_limit",
