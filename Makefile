@@ -9,9 +9,29 @@ VERSION   ?= v0.1.0
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILDTIME := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILDTIME)
+# SQLite is compiled with what rqlite's go-sqlite3 fork enables (FTS5,
+# JSON, math functions, R*Tree, Geopoly, DBSTAT, session, ...; DOC/DESIGN.md
+# "SQLite options"). go-sqlite3 build tags turn on what has a tag; the rest
+# are -D defines in CGO_CFLAGS (which reach every cgo package, harmless for
+# defines). Both are exported, so every go command below, and any it runs,
+# gets them; a -tags flag on a command line replaces GOFLAGS's, so the one
+# that needs its own (static) repeats SQLITE_TAGS.
+SQLITE_TAGS   := sqlite_fts5,sqlite_math_functions,sqlite_dbstat,sqlite_preupdate_hook
+SQLITE_CFLAGS := -DSQLITE_ENABLE_GEOPOLY=1 -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_PREUPDATE_HOOK \
+	-DSQLITE_OMIT_SHARED_CACHE -DSQLITE_MEMDB_DEFAULT_MAXSIZE=2147483648
+# Go's default CGO_CFLAGS is -O2 -g; setting the variable replaces it.
+ifeq ($(strip $(CGO_CFLAGS)),)
+CGO_CFLAGS := -O2 -g
+endif
+ifeq ($(findstring -DSQLITE_ENABLE_GEOPOLY,$(CGO_CFLAGS)),)
+CGO_CFLAGS += $(SQLITE_CFLAGS)
+endif
+export CGO_CFLAGS
+# The db and system tests fail, instead of skipping, when these are missing.
+export RQLITED_REQUIRE_SQLITE_OPTS := 1
 # Go's test cache and module cache live outside the repository, and so do
 # the etcd and Consul binaries the discovery tests run (tools/build.sh).
-export GOFLAGS := -buildvcs=false
+export GOFLAGS := -buildvcs=false -tags=$(SQLITE_TAGS)
 RQLITED_TOOLS ?= $(HOME)/.cache/rqlited-tools
 export RQLITED_TOOLS
 
@@ -62,7 +82,7 @@ netns-tools:
 
 ## static: a fully static bin/rqlited-static (cgo SQLite linked in), for images FROM scratch
 static:
-	CGO_ENABLED=1 $(GO) build -tags 'osusergo netgo sqlite_omit_load_extension' \
+	CGO_ENABLED=1 $(GO) build -tags '$(SQLITE_TAGS),osusergo,netgo,sqlite_omit_load_extension' \
 		-ldflags '$(LDFLAGS) -s -w -linkmode external -extldflags "-static"' -o bin/rqlited-static ./cmd/rqlited
 
 ## docker: the image rqlited:dev, FROM scratch around bin/rqlited-static (no registry needed)

@@ -266,9 +266,6 @@ func since(t time.Time) float64 { return time.Since(t).Seconds() }
 func isReadOnly(c *conn, q string) (bool, error) {
 	s, err := c.Prepare(q)
 	if err != nil {
-		if why, _ := c.why(); why == whyWrite {
-			return false, nil // a read connection's guard refused a write
-		}
 		return false, err
 	}
 	defer s.Close()

@@ -49,7 +49,6 @@ enum {
 	RQ_WHY_ATTACH,      // ATTACH of a file (or of a name computed at run time)
 	RQ_WHY_PRAGMA,      // a PRAGMA that would break replication or the node
 	RQ_WHY_FUNCTION,    // load_extension()
-	RQ_WHY_WRITE,       // a write on the query path
 	RQ_WHY_STEPS,       // the statement ran past the step limit
 	RQ_WHY_CLOSING,     // the database is closing
 	RQ_WHY_MEMORY,      // a PRAGMA that would let memory grow with the data
@@ -134,14 +133,6 @@ static int rq_memory_pragma(const char *name, const char *arg) {
 	return 0;
 }
 
-static int rq_is_write(int op) {
-	switch (op) {
-	case RQ_INSERT: case RQ_UPDATE: case RQ_DELETE: case RQ_ALTER_TABLE: case RQ_REINDEX:
-	case RQ_ANALYZE: case RQ_CREATE_VTABLE: case RQ_DROP_VTABLE:
-		return 1;
-	}
-	return op >= RQ_CREATE_INDEX && op <= RQ_DROP_VIEW && op != RQ_DELETE;
-}
 
 static int rq_authorize(void *p, int op, const char *a1, const char *a2, const char *dbname, const char *trigger) {
 	rq_guard *g = p;
@@ -188,10 +179,10 @@ static int rq_authorize(void *p, int op, const char *a1, const char *a2, const c
 		if (dbname && strcasecmp(dbname, "temp") == 0) g->dirty = 1;
 		break;
 	}
-	if (g->readonly && rq_is_write(op)) {
-		rq_refuse(g, RQ_WHY_WRITE, 0);
-		return RQ_DENY;
-	}
+	// Writes on the query path are not refused here but by query_only when
+	// they run (mapped to rqlite's error in Go): a virtual table module
+	// (R*Tree, Geopoly) prepares the writes to its own tables the first
+	// time a connection reads it, and refusing those would fail the read.
 	return RQ_OK;
 }
 
@@ -331,7 +322,6 @@ const (
 	whyAttach   = C.RQ_WHY_ATTACH
 	whyPragma   = C.RQ_WHY_PRAGMA
 	whyFunction = C.RQ_WHY_FUNCTION
-	whyWrite    = C.RQ_WHY_WRITE
 	whySteps    = C.RQ_WHY_STEPS
 	whyClosing  = C.RQ_WHY_CLOSING
 	whyMemory   = C.RQ_WHY_MEMORY
@@ -476,8 +466,6 @@ func (c *conn) explain(err error) error {
 		return fmt.Errorf("PRAGMA %s with that value is refused: it would let the node's memory grow with the data (cache_size up to 1 GiB, temp_store FILE or DEFAULT)", detail)
 	case whyFunction:
 		return fmt.Errorf("%s() is refused: load extensions with -extensions-path", detail)
-	case whyWrite:
-		return ErrQueryWrite
 	case whySteps:
 		return fmt.Errorf("statement stopped after %d SQLite steps, the limit set by -db-max-steps: add a bound (LIMIT, a WHERE on the recursion) or raise the limit", c.steps)
 	case whyClosing:
