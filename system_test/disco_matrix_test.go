@@ -604,7 +604,8 @@ func testDiscoRefusals(t *testing.T) {
 		code                    int
 		want                    string
 	}{
-		{"S6", "consul-kv", "refused at start (exit 1): would publish localhost", []string{"-disco-mode", "consul-kv", dir}, 1, "would publish localhost:4002 (-raft-adv-addr)"},
+		{"S6", "consul-kv", "warning at start (rqlite accepts it): would publish a loopback address", append(ports(), "-disco-mode", "consul-kv", "-bootstrap-expect-timeout", "2s",
+			"-disco-config", fmt.Sprintf(`{"address":%q}`, freePort(t)), t.TempDir()), 3, "would publish 127.0.0.1:"},
 		{"S8", "dns-srv", "clear error (exit 1): quoted twice", []string{"-disco-mode", "dns-srv", "-bootstrap-expect", "3", "-disco-config", `'{"name":"x"}'`, dir}, 1, "quoted twice"},
 		{"S8", "consul-kv", "clear error (exit 1): quoted twice", append(ports(), "-disco-mode", "consul-kv", "-disco-allow-loopback", "-disco-config", `'{"address":"x:8500"}'`, dir), 1, "quoted twice"},
 		{"S8", "etcd-kv", "clear error (exit 1): quoted twice", append(ports(), "-disco-mode", "etcd-kv", "-disco-allow-loopback", "-disco-config", `'{"endpoints":["http://x:2379"]}'`, dir), 1, "quoted twice"},

@@ -86,11 +86,43 @@ type Config struct {
 	NodeVerifyServerName string
 	NodeVerifyCommonName string
 
-	CPUProfile string
-	MemProfile string
+	CPUProfile   string
+	MemProfile   string
+	TraceProfile string
+
+	// Periodic maintenance run by the leader through the log.
+	AutoVacuumInterval   time.Duration
+	AutoOptimizeInterval time.Duration
+
+	// Flags of rqlite that tune what rqlited does another way (accepted,
+	// with a warning when set).
+	CompressSnapTransport bool
+	RaftSnapWALSize       uint64
+
+	// Flags of rqlite features rqlited does not have yet (accepted at their
+	// defaults only).
+	ExtensionsPath  string
+	AutoBackupFile  string
+	AutoRestoreFile string
+	CDCConfig       string
+	OTLPEndpoint    string
+	OTLPInterval    time.Duration
+	OTLPInsecure    bool
+	OTLPNoVerify    bool
+	OTLPCACert      string
+	OTLPCert        string
+	OTLPKey         string
 
 	ShowVersion bool
+
+	// Warnings are problems with the flags that do not stop the node; run
+	// logs each at start.
+	Warnings []string
+
+	join string // -join as given; parsed into JoinAddrs
 }
+
+func (c *Config) warn(msg string) { c.Warnings = append(c.Warnings, msg) }
 
 // errUsage is returned after the flag package has printed its own message.
 var errUsage = errors.New("usage")
@@ -106,77 +138,7 @@ var envDefaults = map[string]string{
 // reads the environment (os.Getenv, or a map in tests).
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*Config, error) {
 	c := &Config{}
-	fs := flag.NewFlagSet("rqlited", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: rqlited [flags] <data directory>\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&c.NodeID, "node-id", "", "Unique ID for node. If not set, set to advertised Raft address")
-	fs.StringVar(&c.HTTPAddr, "http-addr", "localhost:4001", "HTTP server bind address (host:port)")
-	fs.StringVar(&c.HTTPAdvAddr, "http-adv-addr", "", "Advertised HTTP address (host:port). If not set, same as HTTP server bind address")
-	fs.StringVar(&c.RaftAddr, "raft-addr", "localhost:4002", "Raft communication bind address (host:port)")
-	fs.StringVar(&c.RaftAdvAddr, "raft-adv-addr", "", "Advertised Raft communication address (host:port). If not set, same as Raft bind address")
-
-	var join string
-	fs.StringVar(&join, "join", "", "Comma-delimited list of nodes to join, as Raft addresses (host:port) or HTTP URLs (http://host:port)")
-	fs.IntVar(&c.JoinAttempts, "join-attempts", 5, "Number of join attempts to make")
-	fs.DurationVar(&c.JoinInterval, "join-interval", 3*time.Second, "Period between join attempts")
-	fs.StringVar(&c.JoinAs, "join-as", "", "Username in authentication file to join as. If not set, joins anonymously")
-	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "Minimum number of nodes required for a bootstrap")
-	fs.DurationVar(&c.BootstrapExpectTimeout, "bootstrap-expect-timeout", 120*time.Second, "Maximum time for bootstrap process")
-	fs.BoolVar(&c.RaftNonVoter, "raft-non-voter", false, "Configure as non-voting node (read replica)")
-	fs.BoolVar(&c.RaftRemoveShutdown, "raft-remove-shutdown", false, "Shutdown Raft if node removed from cluster")
-	fs.BoolVar(&c.RaftClusterRemoveShut, "raft-cluster-remove-shutdown", false, "Node removes itself from cluster on graceful shutdown")
-	fs.DurationVar(&c.RaftReapNodeTimeout, "raft-reap-node-timeout", 0, "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place")
-	fs.DurationVar(&c.RaftReapReadOnlyTimeout, "raft-reap-read-only-node-timeout", 0, "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place")
-	fs.DurationVar(&c.ClusterConnectTimeout, "cluster-connect-timeout", 30*time.Second, "Timeout for initial connection to other nodes")
-
-	fs.StringVar(&c.DiscoMode, "disco-mode", "", "Choose clustering discovery mode. If not set, no node discovery is performed (consul-kv, etcd-kv, dns, dns-srv)")
-	fs.StringVar(&c.DiscoKey, "disco-key", "rqlite", "Key prefix for cluster discovery service")
-	fs.StringVar(&c.DiscoConfig, "disco-config", "", "Set discovery config, or path to cluster discovery config file")
-	fs.BoolVar(&c.DiscoAllowLoopback, "disco-allow-loopback", false, "Accept loopback advertised addresses with consul-kv and etcd-kv (single-host test setups only)")
-
-	fs.Uint64Var(&c.RaftSnapThreshold, "raft-snap", 8192, "Number of outstanding log entries which triggers Raft snapshot")
-	fs.DurationVar(&c.RaftSnapInterval, "raft-snap-int", 10*time.Second, "Snapshot threshold check interval")
-	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat-timeout", time.Second, "Raft heartbeat timeout")
-	fs.DurationVar(&c.RaftElection, "raft-election-timeout", time.Second, "Raft election timeout")
-	fs.DurationVar(&c.RaftCommit, "raft-commit-timeout", 50*time.Millisecond, "Raft commit timeout")
-	fs.DurationVar(&c.RaftLeaderLease, "raft-leader-lease-timeout", 0, "Raft leader lease timeout. Use 0s for Raft default")
-	fs.DurationVar(&c.RaftApply, "raft-apply-timeout", 10*time.Second, "Raft apply timeout")
-	fs.StringVar(&c.RaftLogLevel, "raft-log-level", "WARN", "Minimum log level for Raft module (ERROR, WARN, INFO, DEBUG)")
-	fs.BoolVar(&c.RaftShutdownStepdn, "raft-shutdown-stepdown", true, "If leader, stepdown before shutting down. Enabled by default")
-
-	fs.BoolVar(&c.ForeignKeys, "fk", false, "Enable SQLite foreign key constraints")
-	fs.IntVar(&c.MaxReadConns, "db-max-ro-conns", 256, "Maximum number of read-only SQLite connections (0 for no limit)")
-	fs.Int64Var(&c.MaxResult, "db-max-result-bytes", db.DefaultMaxResultBytes, "Maximum memory the rows of one statement's result may take; a larger result fails with an error (0 for no limit)")
-	fs.Int64Var(&c.MaxSteps, "db-max-steps", db.DefaultMaxSteps, "Maximum SQLite steps of one statement applied from the Raft log, the same on every node; a statement that needs more fails with an error (0 for no limit)")
-
-	fs.IntVar(&c.WriteQueueCapacity, "write-queue-capacity", 1024, "Write queue capacity")
-	fs.IntVar(&c.WriteQueueBatchSize, "write-queue-batch-size", 128, "Write queue batch size")
-	fs.DurationVar(&c.WriteQueueTimeout, "write-queue-timeout", 50*time.Millisecond, "Time after which write queue will be flushed, even if not full")
-	fs.BoolVar(&c.WriteQueueTx, "write-queue-tx", false, "Use a transaction when processing a queued write")
-
-	fs.StringVar(&c.HTTPAllowOrigin, "http-allow-origin", "", "Value to set for Access-Control-Allow-Origin HTTP header")
-	fs.Int64Var(&c.HTTPMaxBody, "http-max-body", 64<<20, "Largest request body accepted, in bytes (larger requests get 413)")
-	fs.StringVar(&c.AuthFile, "auth", "", "Path to authentication and authorization file. If not set, not enabled")
-	fs.StringVar(&c.HTTPCert, "http-cert", "", "Path to HTTPS X.509 certificate")
-	fs.StringVar(&c.HTTPKey, "http-key", "", "Path to HTTPS X.509 private key")
-	fs.StringVar(&c.HTTPCACert, "http-ca-cert", "", "Path to X.509 CA certificate for HTTPS: verifies client certificates, and leaders' HTTPS when forwarding")
-	fs.BoolVar(&c.HTTPVerifyClient, "http-verify-client", false, "Enable mutual TLS for HTTPS")
-	fs.StringVar(&c.HTTPVerifyCommonName, "http-verify-common-name", "", "Common name a client certificate must have (needs -http-verify-client)")
-	fs.StringVar(&c.NodeCert, "node-cert", "", "Path to X.509 certificate for inter-node communication")
-	fs.StringVar(&c.NodeKey, "node-key", "", "Path to X.509 private key for inter-node communication")
-	fs.StringVar(&c.NodeCACert, "node-ca-cert", "", "Path to X.509 CA certificate for inter-node communication")
-	fs.BoolVar(&c.NodeNoVerify, "node-no-verify", false, "Skip verification of any node-node certificate")
-	fs.BoolVar(&c.NodeVerifyClient, "node-verify-client", false, "Enable mutual TLS for node-to-node communication")
-	fs.StringVar(&c.NodeVerifyServerName, "node-verify-server-name", "", "Hostname to verify on certificates returned by other nodes")
-	fs.StringVar(&c.NodeVerifyCommonName, "node-verify-common-name", "", "Common name other nodes' certificates must have (needs -node-verify-client)")
-	fs.StringVar(&c.LogLevel, "log-level", "INFO", "Minimum level of rqlited's own log lines (ERROR, WARN, INFO, DEBUG)")
-
-	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "Path to file for CPU profiling information")
-	fs.StringVar(&c.MemProfile, "mem-profile", "", "Path to file for memory profiling information")
-	fs.BoolVar(&c.ShowVersion, "version", false, "Show version information and exit")
+	fs := newFlagSet(c, stderr)
 
 	for env, name := range envDefaults {
 		if v := getenv(env); v != "" {
@@ -191,7 +153,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*C
 		}
 		return nil, errUsage
 	}
-	for _, j := range strings.Split(join, ",") {
+	if err := checkFlagStatus(fs, c); err != nil {
+		return nil, err
+	}
+	for _, j := range strings.Split(c.join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
 			c.JoinAddrs = append(c.JoinAddrs, j)
 		}
@@ -216,6 +181,196 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*C
 		return nil, err
 	}
 	return c, nil
+}
+
+// flagStatus says how rqlited treats a flag of rqlite's.
+type flagStatus int
+
+const (
+	// flagSupported flags do what they do in rqlite (or are rqlited's own).
+	flagSupported flagStatus = iota
+	// flagUnavailable flags name a feature rqlited does not have yet: the
+	// default is accepted, any other value stops the node at start.
+	flagUnavailable
+	// flagDifferent flags tune something rqlited does another way: any value
+	// is accepted, and a value other than the default is logged with what
+	// rqlited does instead.
+	flagDifferent
+)
+
+// flagSpec is one command-line flag: its name, default, help and the Config
+// field it sets. def's type (string, bool, int, int64, uint64 or
+// time.Duration) must be the type of the field target returns a pointer to.
+type flagSpec struct {
+	name   string
+	def    any
+	help   string
+	target func(*Config) any
+	status flagStatus
+	// note is, for flagUnavailable, the feature that is missing; for
+	// flagDifferent, what rqlited does instead.
+	note string
+}
+
+// flagSpecs is every flag rqlited accepts: rqlite's 68 with rqlite's names
+// and defaults, then rqlited's own.
+var flagSpecs = []flagSpec{
+	{name: "node-id", def: "", help: "Unique ID for node. If not set, set to advertised Raft address", target: func(c *Config) any { return &c.NodeID }},
+	{name: "http-addr", def: "localhost:4001", help: "HTTP server bind address (host:port)", target: func(c *Config) any { return &c.HTTPAddr }},
+	{name: "http-adv-addr", def: "", help: "Advertised HTTP address (host:port). If not set, same as HTTP server bind address", target: func(c *Config) any { return &c.HTTPAdvAddr }},
+	{name: "raft-addr", def: "localhost:4002", help: "Raft communication bind address (host:port)", target: func(c *Config) any { return &c.RaftAddr }},
+	{name: "raft-adv-addr", def: "", help: "Advertised Raft communication address (host:port). If not set, same as Raft bind address", target: func(c *Config) any { return &c.RaftAdvAddr }},
+
+	{name: "join", def: "", help: "Comma-delimited list of nodes to join, as Raft addresses (host:port) or HTTP URLs (http://host:port)", target: func(c *Config) any { return &c.join }},
+	{name: "join-attempts", def: 5, help: "Number of join attempts to make", target: func(c *Config) any { return &c.JoinAttempts }},
+	{name: "join-interval", def: 3 * time.Second, help: "Period between join attempts", target: func(c *Config) any { return &c.JoinInterval }},
+	{name: "join-as", def: "", help: "Username in authentication file to join as. If not set, joins anonymously", target: func(c *Config) any { return &c.JoinAs }},
+	{name: "bootstrap-expect", def: 0, help: "Minimum number of nodes required for a bootstrap", target: func(c *Config) any { return &c.BootstrapExpect }},
+	{name: "bootstrap-expect-timeout", def: 120 * time.Second, help: "Maximum time for bootstrap process", target: func(c *Config) any { return &c.BootstrapExpectTimeout }},
+	{name: "raft-non-voter", def: false, help: "Configure as non-voting node (read replica)", target: func(c *Config) any { return &c.RaftNonVoter }},
+	{name: "raft-remove-shutdown", def: false, help: "Shutdown Raft if node removed from cluster", target: func(c *Config) any { return &c.RaftRemoveShutdown }},
+	{name: "raft-cluster-remove-shutdown", def: false, help: "Node removes itself from cluster on graceful shutdown", target: func(c *Config) any { return &c.RaftClusterRemoveShut }},
+	{name: "raft-reap-node-timeout", def: time.Duration(0), help: "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place", target: func(c *Config) any { return &c.RaftReapNodeTimeout }},
+	{name: "raft-reap-read-only-node-timeout", def: time.Duration(0), help: "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place", target: func(c *Config) any { return &c.RaftReapReadOnlyTimeout }},
+	{name: "cluster-connect-timeout", def: 30 * time.Second, help: "Timeout for initial connection to other nodes", target: func(c *Config) any { return &c.ClusterConnectTimeout }},
+
+	{name: "disco-mode", def: "", help: "Choose clustering discovery mode. If not set, no node discovery is performed (consul-kv, etcd-kv, dns, dns-srv)", target: func(c *Config) any { return &c.DiscoMode }},
+	{name: "disco-key", def: "rqlite", help: "Key prefix for cluster discovery service", target: func(c *Config) any { return &c.DiscoKey }},
+	{name: "disco-config", def: "", help: "Set discovery config, or path to cluster discovery config file", target: func(c *Config) any { return &c.DiscoConfig }},
+
+	{name: "raft-snap", def: uint64(8192), help: "Number of outstanding log entries which triggers Raft snapshot", target: func(c *Config) any { return &c.RaftSnapThreshold }},
+	{name: "raft-snap-int", def: 10 * time.Second, help: "Snapshot threshold check interval", target: func(c *Config) any { return &c.RaftSnapInterval }},
+	{name: "raft-snap-wal-size", def: uint64(4194304), help: "SQLite WAL file size in bytes which triggers Raft snapshot. Set to 0 to disable (accepted; rqlited snapshots on -raft-snap only)",
+		target: func(c *Config) any { return &c.RaftSnapWALSize }, status: flagDifferent,
+		note: "rqlited does not snapshot on WAL size: snapshots are triggered by -raft-snap (log entries since the last snapshot), checked every -raft-snap-int; SQLite checkpoints the WAL itself"},
+	{name: "raft-heartbeat-timeout", def: time.Second, help: "Raft heartbeat timeout", target: func(c *Config) any { return &c.RaftHeartbeat }},
+	{name: "raft-election-timeout", def: time.Second, help: "Raft election timeout", target: func(c *Config) any { return &c.RaftElection }},
+	{name: "raft-commit-timeout", def: 50 * time.Millisecond, help: "Raft commit timeout", target: func(c *Config) any { return &c.RaftCommit }},
+	{name: "raft-leader-lease-timeout", def: time.Duration(0), help: "Raft leader lease timeout. Use 0s for Raft default", target: func(c *Config) any { return &c.RaftLeaderLease }},
+	{name: "raft-apply-timeout", def: 10 * time.Second, help: "Raft apply timeout", target: func(c *Config) any { return &c.RaftApply }},
+	{name: "raft-log-level", def: "WARN", help: "Minimum log level for Raft module (ERROR, WARN, INFO, DEBUG)", target: func(c *Config) any { return &c.RaftLogLevel }},
+	{name: "raft-shutdown-stepdown", def: true, help: "If leader, stepdown before shutting down. Enabled by default", target: func(c *Config) any { return &c.RaftShutdownStepdn }},
+	{name: "compress-snap-transport", def: false, help: "Compress snapshots sent to other nodes (accepted; rqlited sends them uncompressed)",
+		target: func(c *Config) any { return &c.CompressSnapTransport }, status: flagDifferent,
+		note: "rqlited sends snapshots to other nodes uncompressed, as hashicorp/raft streams them; the flag has no effect (and need not match across nodes)"},
+
+	{name: "fk", def: false, help: "Enable SQLite foreign key constraints", target: func(c *Config) any { return &c.ForeignKeys }},
+	{name: "db-max-ro-conns", def: 256, help: "Maximum number of read-only SQLite connections (0 for no limit)", target: func(c *Config) any { return &c.MaxReadConns }},
+	{name: "db-max-result-bytes", def: int64(db.DefaultMaxResultBytes), help: "Maximum memory the rows of one statement's result may take; a larger result fails with an error (0 for no limit)", target: func(c *Config) any { return &c.MaxResult }},
+	{name: "db-max-steps", def: int64(db.DefaultMaxSteps), help: "Maximum SQLite steps of one statement applied from the Raft log, the same on every node; a statement that needs more fails with an error (0 for no limit)", target: func(c *Config) any { return &c.MaxSteps }},
+	{name: "auto-vacuum-int", def: time.Duration(0), help: "Period between automatic VACUUMs, run by the leader through the Raft log. If not set, not enabled", target: func(c *Config) any { return &c.AutoVacuumInterval }},
+	{name: "auto-optimize-int", def: 24 * time.Hour, help: "Period between automatic 'PRAGMA optimize', run by the leader through the Raft log. Set to 0h to disable", target: func(c *Config) any { return &c.AutoOptimizeInterval }},
+	{name: "extensions-path", def: "", help: "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.ExtensionsPath }, status: flagUnavailable, note: "loading SQLite extensions"},
+
+	{name: "write-queue-capacity", def: 1024, help: "Write queue capacity", target: func(c *Config) any { return &c.WriteQueueCapacity }},
+	{name: "write-queue-batch-size", def: 128, help: "Write queue batch size", target: func(c *Config) any { return &c.WriteQueueBatchSize }},
+	{name: "write-queue-timeout", def: 50 * time.Millisecond, help: "Time after which write queue will be flushed, even if not full", target: func(c *Config) any { return &c.WriteQueueTimeout }},
+	{name: "write-queue-tx", def: false, help: "Use a transaction when processing a queued write", target: func(c *Config) any { return &c.WriteQueueTx }},
+
+	{name: "http-allow-origin", def: "", help: "Value to set for Access-Control-Allow-Origin HTTP header", target: func(c *Config) any { return &c.HTTPAllowOrigin }},
+	{name: "http-max-body", def: int64(64 << 20), help: "Largest request body accepted, in bytes (larger requests get 413)", target: func(c *Config) any { return &c.HTTPMaxBody }},
+	{name: "auth", def: "", help: "Path to authentication and authorization file. If not set, not enabled", target: func(c *Config) any { return &c.AuthFile }},
+	{name: "http-cert", def: "", help: "Path to HTTPS X.509 certificate", target: func(c *Config) any { return &c.HTTPCert }},
+	{name: "http-key", def: "", help: "Path to HTTPS X.509 private key", target: func(c *Config) any { return &c.HTTPKey }},
+	{name: "http-ca-cert", def: "", help: "Path to X.509 CA certificate for HTTPS: verifies client certificates, and leaders' HTTPS when forwarding", target: func(c *Config) any { return &c.HTTPCACert }},
+	{name: "http-verify-client", def: false, help: "Enable mutual TLS for HTTPS", target: func(c *Config) any { return &c.HTTPVerifyClient }},
+	{name: "http-verify-common-name", def: "", help: "Common name a client certificate must have (needs -http-verify-client)", target: func(c *Config) any { return &c.HTTPVerifyCommonName }},
+	{name: "node-cert", def: "", help: "Path to X.509 certificate for inter-node communication", target: func(c *Config) any { return &c.NodeCert }},
+	{name: "node-key", def: "", help: "Path to X.509 private key for inter-node communication", target: func(c *Config) any { return &c.NodeKey }},
+	{name: "node-ca-cert", def: "", help: "Path to X.509 CA certificate for inter-node communication", target: func(c *Config) any { return &c.NodeCACert }},
+	{name: "node-no-verify", def: false, help: "Skip verification of any node-node certificate", target: func(c *Config) any { return &c.NodeNoVerify }},
+	{name: "node-verify-client", def: false, help: "Enable mutual TLS for node-to-node communication", target: func(c *Config) any { return &c.NodeVerifyClient }},
+	{name: "node-verify-server-name", def: "", help: "Hostname to verify on certificates returned by other nodes", target: func(c *Config) any { return &c.NodeVerifyServerName }},
+	{name: "node-verify-common-name", def: "", help: "Common name other nodes' certificates must have (needs -node-verify-client)", target: func(c *Config) any { return &c.NodeVerifyCommonName }},
+
+	{name: "auto-backup", def: "", help: "Path to automatic backup configuration file. If not set, not enabled (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.AutoBackupFile }, status: flagUnavailable, note: "automatic backups"},
+	{name: "auto-restore", def: "", help: "Path to automatic restore configuration file. If not set, not enabled (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.AutoRestoreFile }, status: flagUnavailable, note: "automatic restore"},
+	{name: "cdc-config", def: "", help: "Change Data Capture (CDC) configuration: a URL, or a path to a configuration file. If not set, not enabled (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.CDCConfig }, status: flagUnavailable, note: "change data capture (CDC)"},
+	{name: "otlp-endpoint", def: "", help: "OTLP endpoint to export metrics to. If not set, not enabled (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.OTLPEndpoint }, status: flagUnavailable, note: "OTLP metrics export"},
+	{name: "otlp-interval", def: 30 * time.Second, help: "Period between OTLP metrics exports (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.OTLPInterval }, status: flagUnavailable, note: "OTLP metrics export"},
+	{name: "otlp-insecure", def: false, help: "Use plain HTTP to the OTLP endpoint (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.OTLPInsecure }, status: flagUnavailable, note: "OTLP metrics export"},
+	{name: "otlp-no-verify", def: false, help: "Skip verification of the OTLP endpoint's certificate (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.OTLPNoVerify }, status: flagUnavailable, note: "OTLP metrics export"},
+	{name: "otlp-ca-cert", def: "", help: "Path to X.509 CA certificate for the OTLP endpoint (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.OTLPCACert }, status: flagUnavailable, note: "OTLP metrics export"},
+	{name: "otlp-cert", def: "", help: "Path to X.509 client certificate for the OTLP endpoint (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.OTLPCert }, status: flagUnavailable, note: "OTLP metrics export"},
+	{name: "otlp-key", def: "", help: "Path to X.509 client private key for the OTLP endpoint (not available yet in rqlited)",
+		target: func(c *Config) any { return &c.OTLPKey }, status: flagUnavailable, note: "OTLP metrics export"},
+
+	{name: "log-level", def: "INFO", help: "Minimum level of rqlited's own log lines (ERROR, WARN, INFO, DEBUG)", target: func(c *Config) any { return &c.LogLevel }},
+	{name: "disco-allow-loopback", def: false, help: "Publish loopback advertised addresses with consul-kv and etcd-kv without a warning (single-host test setups)", target: func(c *Config) any { return &c.DiscoAllowLoopback }},
+	{name: "cpu-profile", def: "", help: "Path to file for CPU profiling information", target: func(c *Config) any { return &c.CPUProfile }},
+	{name: "mem-profile", def: "", help: "Path to file for memory profiling information", target: func(c *Config) any { return &c.MemProfile }},
+	{name: "trace-profile", def: "", help: "Path to file for trace profiling information (accepted; rqlited writes no execution trace)",
+		target: func(c *Config) any { return &c.TraceProfile }, status: flagDifferent,
+		note: "rqlited writes no Go execution trace: use -cpu-profile and -mem-profile, or fetch /debug/pprof/trace from the HTTP API"},
+	{name: "version", def: false, help: "Show version information and exit", target: func(c *Config) any { return &c.ShowVersion }},
+}
+
+// register defines spec on fs, bound to its field of c. A default whose
+// type differs from the field's is a programming error, caught by the tests.
+func (spec flagSpec) register(fs *flag.FlagSet, c *Config) {
+	switch def := spec.def.(type) {
+	case string:
+		fs.StringVar(spec.target(c).(*string), spec.name, def, spec.help)
+	case bool:
+		fs.BoolVar(spec.target(c).(*bool), spec.name, def, spec.help)
+	case int:
+		fs.IntVar(spec.target(c).(*int), spec.name, def, spec.help)
+	case int64:
+		fs.Int64Var(spec.target(c).(*int64), spec.name, def, spec.help)
+	case uint64:
+		fs.Uint64Var(spec.target(c).(*uint64), spec.name, def, spec.help)
+	case time.Duration:
+		fs.DurationVar(spec.target(c).(*time.Duration), spec.name, def, spec.help)
+	default:
+		panic(fmt.Sprintf("flag -%s: default of unsupported type %T", spec.name, spec.def))
+	}
+}
+
+// newFlagSet builds the flag set from flagSpecs, bound to c.
+func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("rqlited", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: rqlited [flags] <data directory>\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	for _, spec := range flagSpecs {
+		spec.register(fs, c)
+	}
+	return fs
+}
+
+// checkFlagStatus refuses a flag of a feature rqlited does not have yet set
+// to anything but its default, and adds a warning for each flag that tunes
+// something rqlited does another way.
+func checkFlagStatus(fs *flag.FlagSet, c *Config) error {
+	for _, spec := range flagSpecs {
+		if spec.status == flagSupported {
+			continue
+		}
+		f := fs.Lookup(spec.name)
+		if f.Value.String() == f.DefValue {
+			continue
+		}
+		switch spec.status {
+		case flagUnavailable:
+			return fmt.Errorf("-%s is set (%q) but %s is not available yet in rqlited: remove -%s to start the node",
+				spec.name, f.Value.String(), spec.note, spec.name)
+		case flagDifferent:
+			c.warn(fmt.Sprintf("-%s %s is accepted for compatibility with rqlite, but %s", spec.name, f.Value.String(), spec.note))
+		}
+	}
+	return nil
 }
 
 // advertise returns the address to advertise: adv if set, else bind, with
@@ -312,6 +467,9 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 			}
 			hostport = u.Host
 		}
+		if hostport != j && !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(hostport, "["), "]"), ":") {
+			continue // a URL without a port: the scheme's default port
+		}
 		if _, port, err := net.SplitHostPort(hostport); err != nil || port == "" {
 			return fmt.Errorf("-join address %q must be host:port (a Raft address) or http://host:port", j)
 		}
@@ -338,8 +496,8 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 		if disco.IsKV(c.DiscoMode) && !c.DiscoAllowLoopback {
 			for _, a := range []struct{ flag, val string }{{"-raft-adv-addr", c.RaftAdvAddr}, {"-http-adv-addr", c.HTTPAdvAddr}} {
 				if isLocalOnly(a.val) {
-					return fmt.Errorf("-disco-mode %s would publish %s (%s) to the key-value store, where other hosts could never reach it: "+
-						"set %s to an address other nodes can reach (or give -disco-allow-loopback for a single-host test)", c.DiscoMode, a.val, a.flag, a.flag)
+					c.warn(fmt.Sprintf("-disco-mode %s would publish %s (%s) to the key-value store, where nodes on other hosts cannot reach it: "+
+						"set %s to an address other nodes can reach (or give -disco-allow-loopback to silence this for a single-host setup)", c.DiscoMode, a.val, a.flag, a.flag))
 				}
 			}
 		}
@@ -358,7 +516,10 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 		return errors.New("-bootstrap-expect needs -join with the addresses of the nodes that form the cluster")
 	}
 	if c.BootstrapExpect > 0 && c.DiscoMode == "" && len(c.JoinAddrs) < c.BootstrapExpect {
-		return fmt.Errorf("-bootstrap-expect %d needs at least %d addresses in -join (it has %d)", c.BootstrapExpect, c.BootstrapExpect, len(c.JoinAddrs))
+		// Other nodes whose -join lists name this one may still make up
+		// the number, so this can work.
+		c.warn(fmt.Sprintf("-bootstrap-expect %d with %d addresses in -join: the cluster forms only if the other nodes' -join lists "+
+			"name the missing nodes; usually every node lists all %d", c.BootstrapExpect, len(c.JoinAddrs), c.BootstrapExpect))
 	}
 	if c.BootstrapExpectTimeout <= 0 {
 		return errors.New("-bootstrap-expect-timeout must be positive")
@@ -461,7 +622,7 @@ func (c *Config) validateSecurity() error {
 		return errors.New("-node-no-verify and -node-verify-client contradict each other: verification is either on or off")
 	}
 	if c.JoinAs != "" && c.AuthFile == "" {
-		return errors.New("-join-as names a user of the -auth file: set -auth too")
+		c.warn(fmt.Sprintf("-join-as %s names a user of the -auth file, but -auth is not set: joins and other cluster calls are made anonymously", c.JoinAs))
 	}
 	for _, f := range []struct{ flag, path string }{
 		{"-auth", c.AuthFile}, {"-http-cert", c.HTTPCert}, {"-http-key", c.HTTPKey}, {"-http-ca-cert", c.HTTPCACert},

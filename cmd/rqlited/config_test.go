@@ -64,7 +64,6 @@ func TestSecurityFlagsValidated(t *testing.T) {
 		{[]string{"-http-cert", pem, "-http-key", pem, "-http-verify-common-name", "x"}, "needs -http-verify-client"},
 		{[]string{"-node-ca-cert", pem}, "-node-ca-cert needs node TLS"},
 		{[]string{"-node-cert", pem, "-node-key", pem, "-node-no-verify", "-node-verify-client"}, "contradict"},
-		{[]string{"-join-as", "bob"}, "set -auth too"},
 		{[]string{"-auth", dir + "/missing.json"}, "-auth:"},
 		{[]string{"-node-cert", dir + "/missing.pem", "-node-key", pem}, "-node-cert:"},
 	} {

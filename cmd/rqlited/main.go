@@ -73,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, logger, stderr); err != nil {
@@ -317,6 +320,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 			logger.Warn("HTTP shutdown", "error", err)
 		}
 	}()
+	if tasks := maintenanceTasks(cfg); len(tasks) > 0 {
+		// Stopped before the store closes (deferred earlier, runs later).
+		maint := startMaintenance(str, tasks, cfg.RaftApply, logger)
+		defer maint.Close()
+	}
 	logger.Info("rqlited started", "version", version, "node-id", cfg.NodeID,
 		"http", hs.Addr().String(), "raft", ln.Addr().String(), "dir", dir)
 
