@@ -257,7 +257,7 @@ func (d *DB) reader(ctx context.Context) (*conn, error) {
 // later request must not see (attached databases, temp objects, changed
 // settings) or an open transaction.
 func (d *DB) putReader(c *conn) {
-	if c.dirty() || !c.AutoCommit() || c.bad.Load() {
+	if c.dirty() || !c.AutoCommit() {
 		c.Close()
 		<-d.sem
 		return

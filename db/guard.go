@@ -307,7 +307,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync/atomic"
 	"unsafe"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -341,8 +340,7 @@ func (s shared) setClosing(v bool) {
 	if v {
 		x = 1
 	}
-	// A plain store of an aligned int: the C side reads it through volatile.
-	*(*C.int)(unsafe.Pointer(&s.p.closing)) = x
+	s.p.closing = x // an aligned int; the C side reads it through volatile
 }
 
 func (s shared) free() { C.free(unsafe.Pointer(s.p)) }
@@ -359,9 +357,6 @@ type conn struct {
 	// maxResult bounds the estimated memory of one statement's result
 	// rows (0: no bound).
 	maxResult int64
-	// bad is set when the connection must not be reused (a guard
-	// finding it could not clear).
-	bad atomic.Bool
 }
 
 // handle returns the sqlite3* of c. go-sqlite3 keeps it in an unexported

@@ -414,6 +414,21 @@ func isLocalOnly(hostport string) bool {
 // host's name with the same port: the identical `docker run` line on every
 // host then advertises each container's own name.
 func (c *Config) Validate(hostname func() (string, error)) error {
+	if err := c.validateAddrs(hostname); err != nil {
+		return err
+	}
+	if err := c.validateFormation(); err != nil {
+		return err
+	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	return c.validateSecurity()
+}
+
+// validateAddrs checks the listen and advertised addresses, fills in the
+// advertised ones and the node ID.
+func (c *Config) validateAddrs(hostname func() (string, error)) error {
 	for _, a := range []struct{ flag, val string }{
 		{"-http-addr", c.HTTPAddr}, {"-http-adv-addr", c.HTTPAdvAddr},
 		{"-raft-addr", c.RaftAddr}, {"-raft-adv-addr", c.RaftAdvAddr},
@@ -458,6 +473,12 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 			c.NodeID, _, _ = net.SplitHostPort(c.RaftAdvAddr)
 		}
 	}
+	return nil
+}
+
+// validateFormation checks how the node finds its cluster: -join,
+// -bootstrap-expect and discovery.
+func (c *Config) validateFormation() error {
 	for _, j := range c.JoinAddrs {
 		hostport := j
 		if strings.HasPrefix(j, "http://") || strings.HasPrefix(j, "https://") {
@@ -524,6 +545,11 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 	if c.BootstrapExpectTimeout <= 0 {
 		return errors.New("-bootstrap-expect-timeout must be positive")
 	}
+	return nil
+}
+
+// validateLimits checks timeouts, sizes and levels.
+func (c *Config) validateLimits() error {
 	if c.JoinAttempts < 1 {
 		return errors.New("-join-attempts must be at least 1")
 	}
@@ -582,7 +608,7 @@ func (c *Config) Validate(hostname func() (string, error)) error {
 	default:
 		return fmt.Errorf("-log-level %q is not one of ERROR, WARN, INFO, DEBUG", c.LogLevel)
 	}
-	return c.validateSecurity()
+	return nil
 }
 
 // validateSecurity checks the -auth and TLS flags: pairs that go together,
