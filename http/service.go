@@ -211,6 +211,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/snapshot": s.handleSnapshot,
 		"/status": s.handleStatus, "/nodes": s.handleNodes, "/leader": s.handleLeader,
 		"/readyz": s.handleReadyz, "/remove": s.handleRemove,
+		"/boot": s.handleBoot, "/debug/vars": s.handleVars,
 	}
 	s.debug = http.NewServeMux()
 	s.debug.HandleFunc("/debug/pprof/", pprof.Index)
@@ -344,6 +345,7 @@ var routePerms = map[string][]string{
 	"/db/load": {"load"}, "/db/backup": {"backup"}, "/snapshot": {"snapshot"},
 	"/status": {"status"}, "/nodes": {"status"}, "/leader": {"leader-ops"},
 	"/readyz": {"ready"}, "/remove": {"remove"},
+	"/boot": {"load"}, "/debug/vars": {"status"},
 }
 
 // authorize returns nil if the caller of r has every permission in perms;
