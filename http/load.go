@@ -8,6 +8,10 @@ import (
 	"github.com/rqlited/rqlited/command"
 )
 
+// streamedBody names the paths whose handlers read the request body
+// themselves, as a stream: ServeHTTP neither reads nor bounds it.
+var streamedBody = map[string]bool{"/boot": true}
+
 // dumpWrapper lines are those of a .dump that rqlited supplies itself when
 // it runs a dump as one transaction.
 var dumpWrapper = map[string]bool{"BEGIN TRANSACTION;": true, "BEGIN;": true, "COMMIT;": true, "END;": true}

@@ -309,6 +309,12 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			refuse(w, err)
 			return
 		}
+		if streamedBody[r.URL.Path] {
+			// The handler reads r.Body itself (load.go).
+			http.NewResponseController(w).SetReadDeadline(time.Time{})
+			s.route(w, r, p)
+			return
+		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			h.Set("Connection", "close")
 			http.Error(w, fmt.Sprintf("request body too large: the limit is %d bytes", s.cfg.MaxBodyBytes), http.StatusRequestEntityTooLarge)
