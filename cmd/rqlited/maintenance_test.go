@@ -21,11 +21,21 @@ type fakeMaintStore struct {
 	mu      sync.Mutex
 	stmts   []string
 	failing bool
+	// block makes Execute wait for its context to end; inFlight counts
+	// the calls inside Execute.
+	block    atomic.Bool
+	inFlight atomic.Int64
 }
 
 func (f *fakeMaintStore) IsLeader() bool { f.checks.Add(1); return f.leader.Load() }
 
 func (f *fakeMaintStore) Execute(ctx context.Context, req *command.Request) ([]command.Result, uint64, error) {
+	f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	if f.block.Load() {
+		<-ctx.Done()
+		return nil, 0, ctx.Err()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, s := range req.Statements {
@@ -92,13 +102,13 @@ func TestMaintenanceOnlyOnLeader(t *testing.T) {
 		}
 		return vac && opt
 	})
+	// A statement in flight when Close is called is cancelled, and Close
+	// returns only once every goroutine has left the store.
+	st.block.Store(true)
+	waitFor(t, "a statement in flight", func() bool { return st.inFlight.Load() > 0 })
 	m.Close()
-	n, checks := len(st.executed()), st.checks.Load()
-	// After Close no goroutine is left to tick: a fresh run of ticks of the
-	// same length would have added several.
-	time.Sleep(20 * time.Millisecond)
-	if len(st.executed()) != n || st.checks.Load() != checks {
-		t.Fatalf("maintenance ran after Close")
+	if n := st.inFlight.Load(); n != 0 {
+		t.Fatalf("Close returned with %d statements still in the store", n)
 	}
 }
 
