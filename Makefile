@@ -16,7 +16,7 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTi
 # defines). Both are exported, so every go command below, and any it runs,
 # gets them; a -tags flag on a command line replaces GOFLAGS's, so the one
 # that needs its own (static) repeats SQLITE_TAGS.
-SQLITE_TAGS   := sqlite_fts5,sqlite_math_functions,sqlite_dbstat,sqlite_preupdate_hook
+SQLITE_TAGS   := sqlite_fts5,sqlite_math_functions,sqlite_dbstat,sqlite_preupdate_hook,sqlite_column_metadata
 SQLITE_CFLAGS := -DSQLITE_ENABLE_GEOPOLY=1 -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_PREUPDATE_HOOK \
 	-DSQLITE_OMIT_SHARED_CACHE -DSQLITE_MEMDB_DEFAULT_MAXSIZE=2147483648
 # Go's default CGO_CFLAGS is -O2 -g; setting the variable replaces it.

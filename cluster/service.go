@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,28 @@ import (
 
 	"github.com/rqlited/rqlited/command"
 )
+
+// vars are rqlite's "cluster" counters at /debug/vars (process-wide, as
+// expvar is); the client-side ones of rqlite's pooled client stay 0.
+var vars = func() *expvar.Map {
+	m := expvar.NewMap("cluster")
+	for _, k := range []string{"num_get_node_api_req", "num_get_node_api_resp", "num_execute_req",
+		"num_query_req", "num_request_req", "num_backup_req", "num_load_req", "num_remove_node_req",
+		"num_get_node_api_req_local", "num_notify_req", "num_join_req", "num_stepdown_req",
+		"num_broadcast_hwm_req", "num_hwm_update_dropped", "num_client_retries",
+		"num_get_node_api_req_retries", "num_client_load_retries", "num_client_execute_retries",
+		"num_client_query_retries", "num_client_request_retries", "num_client_read_timeouts",
+		"num_client_write_timeouts", "num_client_force_new_conn", "num_read_index_req"} {
+		m.Add(k, 0)
+	}
+	return m
+}()
+
+// callCounters names the counter of each call type ("num_read_index_req"
+// is ours: rqlite has no such call).
+var callCounters = map[string]string{typeMeta: "num_get_node_api_req", typeJoin: "num_join_req",
+	typeRemove: "num_remove_node_req", typeStepdown: "num_stepdown_req", typeNotify: "num_notify_req",
+	typeReadIndex: "num_read_index_req"}
 
 // Manager is what the service needs from the store.
 type Manager interface {
@@ -188,6 +211,9 @@ func (s *Service) serve(c net.Conn) {
 }
 
 func (s *Service) handle(req *request) *response {
+	if name, ok := callCounters[req.Type]; ok {
+		vars.Add(name, 1)
+	}
 	resp := &response{ID: s.mgr.ID(), Addr: s.mgr.Addr(), ClusterID: s.mgr.ClusterID()}
 	_, resp.Leader = s.mgr.Leader()
 	var err error
@@ -200,6 +226,7 @@ func (s *Service) handle(req *request) *response {
 	switch req.Type {
 	case typeMeta:
 		resp.APIURL, resp.Version = s.cfg.APIURL, s.cfg.Version
+		vars.Add("num_get_node_api_resp", 1)
 	case typeJoin:
 		if req.ID == "" || req.Addr == "" {
 			err = errors.New("join needs a node ID and an address")

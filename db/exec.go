@@ -247,8 +247,8 @@ func runStatement(ctx context.Context, c *conn, mode Mode, st *command.Statement
 	} else {
 		res, err := c.ExecContext(ctx, st.SQL, args)
 		if err != nil {
-			r.Error = errText(ctx, c, err)
-		} else if mayChangeRows(st.SQL) {
+			r.Error = stmtErrText(ctx, c, err)
+		} else if mayChangeRows(c, st.SQL) {
 			// SQLite's counters keep the values of the last INSERT, UPDATE
 			// or DELETE; after DDL or a SELECT they would be stale.
 			r.LastInsertID, _ = res.LastInsertId()
@@ -272,14 +272,33 @@ func isReadOnly(c *conn, q string) (bool, error) {
 	return s.(*sqlite3.SQLiteStmt).Readonly(), nil
 }
 
-// mayChangeRows reports whether the first keyword of q starts a statement
-// that can insert, update or delete rows.
-func mayChangeRows(q string) bool {
+// mayChangeRows reports whether q is a statement that can insert, update
+// or delete rows, judged by its first keyword; a WITH clause can start
+// either a read (WITH x AS (...) SELECT ...) or a write, which SQLite
+// tells apart.
+func mayChangeRows(c *conn, q string) bool {
 	switch firstKeyword(q) {
-	case "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH":
+	case "INSERT", "UPDATE", "DELETE", "REPLACE":
 		return true
+	case "WITH":
+		ro, err := isReadOnly(c, q)
+		return err != nil || !ro
 	}
 	return false
+}
+
+// ErrQueryTimeout's text is rqlite's for a statement interrupted by
+// db_timeout.
+var ErrQueryTimeout = errors.New("query timeout")
+
+// stmtErrText is errText, with rqlite's text for a statement stopped by
+// its db_timeout deadline.
+func stmtErrText(ctx context.Context, c *conn, err error) string {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		errText(ctx, c, err)
+		return ErrQueryTimeout.Error()
+	}
+	return errText(ctx, c, err)
 }
 
 // firstKeyword returns the first word of q in upper case, after white
@@ -338,7 +357,7 @@ func queryRows(ctx context.Context, c *conn, q string, args []driver.NamedValue)
 	r := command.Result{IsQuery: true}
 	rs, err := c.QueryContext(ctx, q, args)
 	if err != nil {
-		return command.Result{Error: errText(ctx, c, err)}
+		return command.Result{Error: stmtErrText(ctx, c, err)}
 	}
 	defer rs.Close()
 	r.Columns = rs.Columns()
@@ -353,7 +372,7 @@ func queryRows(ctx context.Context, c *conn, q string, args []driver.NamedValue)
 	for {
 		if err := rs.Next(dest); err != nil {
 			if !errors.Is(err, io.EOF) {
-				return command.Result{Error: errText(ctx, c, err)}
+				return command.Result{Error: stmtErrText(ctx, c, err)}
 			}
 			break
 		}
@@ -447,4 +466,55 @@ func (d *DB) ReadOnly(ctx context.Context, req *command.Request) (bool, error) {
 		return nil
 	})
 	return ro, err
+}
+
+// columnTabler is what go-sqlite3's statements offer when it is built with
+// the sqlite_column_metadata tag (SQLite's SQLITE_ENABLE_COLUMN_METADATA).
+type columnTabler interface {
+	ColumnTableName(n int) string
+}
+
+// ErrNoColumnMetadata is returned by ColumnTables when SQLite was built
+// without column metadata.
+var ErrNoColumnMetadata = errors.New("SQLite was built without column metadata (go-sqlite3 tag sqlite_column_metadata)")
+
+// ColumnTables returns, for each statement of req, the table each of its
+// first ncols[i] result columns comes from ("" for an expression), as
+// SQLite sees it when it prepares the statement on a read connection; nil
+// for a statement with no columns or that does not prepare there. It
+// serves rqlite's ?qualify_columns.
+func (d *DB) ColumnTables(ctx context.Context, req *command.Request, ncols []int) ([][]string, error) {
+	out := make([][]string, len(req.Statements))
+	err := d.withReader(ctx, func(c *conn) error {
+		for i := range req.Statements {
+			if i >= len(ncols) || ncols[i] == 0 {
+				continue
+			}
+			c.beginStatement()
+			t, err := columnTables(c, req.Statements[i].SQL, ncols[i])
+			if errors.Is(err, ErrNoColumnMetadata) {
+				return err
+			}
+			out[i] = t
+		}
+		return nil
+	})
+	return out, err
+}
+
+func columnTables(c *conn, q string, n int) ([]string, error) {
+	st, err := c.Prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	ct, ok := st.(columnTabler)
+	if !ok {
+		return nil, ErrNoColumnMetadata
+	}
+	t := make([]string, n)
+	for i := range t {
+		t[i] = ct.ColumnTableName(i)
+	}
+	return t, nil
 }

@@ -37,6 +37,64 @@ func (s *Service) writeStoreError(w http.ResponseWriter, r *http.Request, p *par
 	}
 }
 
+// writeDBError answers for an error from the store on /db/execute,
+// /db/query and /db/request as rqlite does: a request this node cannot
+// serve as a follower goes to the leader; any other error (the store
+// closing, leadership lost while a write was in flight, a timeout) is
+// reported in a 200 JSON body, {"results":[],"error":"..."}.
+func (s *Service) writeDBError(w http.ResponseWriter, r *http.Request, p *params, err error) {
+	switch {
+	case errors.Is(err, command.ErrNotLeader):
+		s.forward(w, r, p)
+		return
+	case errors.Is(err, command.ErrLeadershipLost):
+		// rqlite passes on hashicorp/raft's text (ours says more in logs
+		// and queued writes).
+		err = errLeadershipLostRaft
+	}
+	writeJSON(w, p, http.StatusOK, appendResponse(nil, &response{err: err.Error()}, resultFormat{}))
+}
+
+// errLeadershipLostRaft is hashicorp/raft's ErrLeadershipLost text, which
+// rqlite reports for a write whose leader lost leadership before it
+// committed (it may or may not be applied).
+var errLeadershipLostRaft = errors.New("leadership lost while committing log")
+
+// qualify prefixes each result column that comes from a table with the
+// table's name (rqlite's ?qualify_columns). Columns stay as they are if
+// SQLite cannot say (an expression, or a build without column metadata).
+func (s *Service) qualify(ctx context.Context, req *command.Request, res []command.Result) {
+	ncols := make([]int, len(req.Statements))
+	found := false
+	for i := range res {
+		if i < len(ncols) && res[i].IsQuery && len(res[i].Columns) > 0 {
+			ncols[i], found = len(res[i].Columns), true
+		}
+	}
+	if !found {
+		return
+	}
+	tables, err := s.store.ColumnTables(ctx, req, ncols)
+	if err != nil {
+		s.logger.Debug("qualify_columns: column tables unknown", "error", err)
+		return
+	}
+	for i, t := range tables {
+		if i >= len(res) || t == nil {
+			continue
+		}
+		// A copy: the driver may share the column names with later
+		// queries of the same statement.
+		cols := append([]string(nil), res[i].Columns...)
+		for j, name := range t {
+			if name != "" && j < len(cols) {
+				cols[j] = name + "." + cols[j]
+			}
+		}
+		res[i].Columns = cols
+	}
+}
+
 // isTextPlain reports whether a Content-Type is text/plain, with or without
 // parameters, in any case (as mime.ParseMediaType would see it, without
 // its allocations).
@@ -91,7 +149,7 @@ func (s *Service) handleExecute(w http.ResponseWriter, r *http.Request, p *param
 	}
 	res, idx, err := s.store.Execute(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction})
 	if err != nil {
-		s.writeStoreError(w, r, p, err)
+		s.writeDBError(w, r, p, err)
 		return
 	}
 	s.writeResults(w, p, start, res, idx, false)
@@ -145,10 +203,14 @@ func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request, p *params)
 			return
 		}
 	}
-	res, idx, err := s.store.Query(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction}, p.queryOptions())
+	req := &command.Request{Statements: stmts, Transaction: p.transaction}
+	res, idx, err := s.store.Query(r.Context(), req, p.queryOptions())
 	if err != nil {
-		s.writeStoreError(w, r, p, err)
+		s.writeDBError(w, r, p, err)
 		return
+	}
+	if p.qualifyColumns {
+		s.qualify(r.Context(), req, res)
 	}
 	s.writeResults(w, p, start, res, idx, false)
 }
@@ -162,10 +224,14 @@ func (s *Service) handleRequest(w http.ResponseWriter, r *http.Request, p *param
 	if !ok {
 		return
 	}
-	res, idx, err := s.store.Request(r.Context(), &command.Request{Statements: stmts, Transaction: p.transaction}, p.queryOptions())
+	req := &command.Request{Statements: stmts, Transaction: p.transaction}
+	res, idx, err := s.store.Request(r.Context(), req, p.queryOptions())
 	if err != nil {
-		s.writeStoreError(w, r, p, err)
+		s.writeDBError(w, r, p, err)
 		return
+	}
+	if p.qualifyColumns {
+		s.qualify(r.Context(), req, res)
 	}
 	s.writeResults(w, p, start, res, idx, true)
 }

@@ -96,7 +96,8 @@ func (s *Service) leaderMember() (id, addr string, ok bool) {
 // API URL is asked of the node at that member's address, which must answer
 // as that member (see DOC/SECURITY.md for what this does and does not
 // prove without node TLS).
-func (s *Service) leaderURL(ctx context.Context) (id, addr, url string, ok bool) {
+// A failed call for the API URL is tried again up to retries times.
+func (s *Service) leaderURL(ctx context.Context, retries int) (id, addr, url string, ok bool) {
 	deadline := time.Now().Add(leaderWait)
 	for {
 		if id, addr, ok = s.leaderMember(); ok {
@@ -125,9 +126,15 @@ func (s *Service) leaderURL(ctx context.Context) (id, addr, url string, ok bool)
 	if !isMM {
 		return "", "", "", false // no cluster client (tests), or one that cannot check who answers
 	}
-	mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	url, err := mm.MemberAPIURL(mctx, id, addr)
+	var err error
+	for attempt := 0; attempt <= retries; attempt++ {
+		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		url, err = mm.MemberAPIURL(mctx, id, addr)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		s.logger.Warn("leader's API address unknown", "leader_id", id, "leader", addr, "error", err)
 		return "", "", "", false
@@ -146,15 +153,20 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, p *params) {
 		http.Error(w, "leader not found", http.StatusServiceUnavailable)
 		return
 	}
-	leaderID, leader, url, ok := s.leaderURL(r.Context())
+	leaderID, leader, url, ok := s.leaderURL(r.Context(), p.retries)
 	if !ok {
-		http.Error(w, "leader not found", http.StatusServiceUnavailable)
+		status := http.StatusServiceUnavailable
+		if p.redirect {
+			// rqlite cannot form the Location: its redirect fails with 500.
+			status = http.StatusInternalServerError
+		}
+		http.Error(w, "leader not found", status)
 		return
 	}
 	if leader == s.store.Addr() {
 		// Leadership moved here while the request waited: serve it again.
 		r.Header.Set(forwardedHeader, s.store.ID())
-		s.route(w, r, p)
+		s.route(w, r, p, routeKey(r.URL.Path))
 		return
 	}
 	if p.redirect {

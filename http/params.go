@@ -21,6 +21,7 @@ type params struct {
 	pretty, timings, transaction, associative, blobArray  bool
 	queue, wait, raftIndex, redirect, noLeader, nonVoters bool
 	freshnessStrict, vacuum, compress, sync               bool
+	qualifyColumns                                        bool
 
 	level               command.Level
 	freshness           time.Duration
@@ -45,6 +46,7 @@ func parseParams(raw string) (*params, error) {
 	p.queue, p.wait, p.raftIndex, p.redirect = has("queue"), has("wait"), has("raft_index"), has("redirect")
 	p.noLeader, p.nonVoters, p.freshnessStrict = has("noleader"), has("nonvoters"), has("freshness_strict")
 	p.vacuum, p.compress, p.sync = has("vacuum"), has("compress"), has("sync")
+	p.qualifyColumns = has("qualify_columns")
 	p.level = command.ParseLevel(v.Get("level"))
 
 	for _, d := range []struct {

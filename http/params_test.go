@@ -30,3 +30,24 @@ func TestParseParams(t *testing.T) {
 		}
 	}
 }
+
+// TestParseParamsFlags: presence-only flags are set by the key alone,
+// whatever its value, as in rqlite's query_params.go.
+func TestParseParamsFlags(t *testing.T) {
+	p, err := parseParams("qualify_columns=false&sync=0&retries=3&db_timeout=250ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.qualifyColumns || !p.sync || p.retries != 3 || p.dbTimeout != 250*time.Millisecond {
+		t.Fatalf("parsed: %+v", p)
+	}
+	if p.queryOptions().DBTimeout != 250*time.Millisecond {
+		t.Fatalf("db_timeout not passed to the store: %+v", p.queryOptions())
+	}
+	if p, _ := parseParams("pretty"); p.qualifyColumns || p.sync || p.retries != 0 {
+		t.Fatalf("defaults: %+v", p)
+	}
+	if _, err := parseParams("db_timeout=soon"); err == nil || err.Error() != "db_timeout is not a valid duration" {
+		t.Fatalf("db_timeout=soon: %v", err)
+	}
+}

@@ -13,10 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +34,10 @@ type Database interface {
 	Load(ctx context.Context, data []byte) (uint64, error)
 	// Backup writes a copy of the database.
 	Backup(ctx context.Context, w io.Writer, opts command.BackupOptions) error
+	// ColumnTables returns the table of each result column of the
+	// statements of req (ncols[i] columns for statement i), for
+	// ?qualify_columns.
+	ColumnTables(ctx context.Context, req *command.Request, ncols []int) ([][]string, error)
 }
 
 // Node is the cluster side of the store.
@@ -59,6 +61,12 @@ type Node interface {
 	Ready() bool
 	// Remove takes a node out of the cluster (leader only).
 	Remove(id string) error
+	// Reap removes older snapshots now; it returns how many, and rqlite's
+	// count of WAL files checkpointed.
+	Reap() (snapshots, wals int, err error)
+	// Committed waits, at most timeout, until the local database reflects
+	// what the leader had committed when it was called.
+	Committed(ctx context.Context, timeout time.Duration) (uint64, error)
 }
 
 // Authorizer decides whether a caller may do what permissions name
@@ -163,7 +171,6 @@ type Service struct {
 	ln      net.Listener
 	srv     *http.Server
 	wg      sync.WaitGroup
-	debug   *http.ServeMux
 	cluster Cluster
 	fwd     *forwarder
 	routes  map[string]func(http.ResponseWriter, *http.Request, *params)
@@ -177,6 +184,9 @@ type Service struct {
 	// waits for room at most budgetWait (0: bodyBudgetWait).
 	budget     *byteBudget
 	budgetWait time.Duration
+	// logLoadMax bounds a SQLite file loaded through the log (load.go;
+	// 0: maxLogLoad).
+	logLoadMax int64
 }
 
 // New returns a Service; Start begins serving.
@@ -208,17 +218,13 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 	}
 	s.routes = map[string]func(http.ResponseWriter, *http.Request, *params){
 		"/db/execute": s.handleExecute, "/db/query": s.handleQuery, "/db/request": s.handleRequest,
-		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/snapshot": s.handleSnapshot,
+		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/db/sql": s.handleSQL,
+		"/snapshot": s.handleSnapshot, "/reap": s.handleReap,
 		"/status": s.handleStatus, "/nodes": s.handleNodes, "/leader": s.handleLeader,
 		"/readyz": s.handleReadyz, "/remove": s.handleRemove,
-		"/boot": s.handleBoot, "/debug/vars": s.handleVars,
+		"/boot": s.handleBoot, "/debug/vars": s.handleVars, "/licenses": s.handleLicenses,
+		"/": s.handleRoot, "/console": s.handleConsole, "/debug/pprof": s.handlePprof,
 	}
-	s.debug = http.NewServeMux()
-	s.debug.HandleFunc("/debug/pprof/", pprof.Index)
-	s.debug.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	s.debug.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	s.debug.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	s.debug.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return s, nil
 }
 
@@ -292,27 +298,24 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
-		// Refuse before reading a body that could never be served: an
-		// unknown path, a caller without the permission, a declared
-		// length over the limit.
+	key := routeKey(r.URL.Path)
+	if (r.Method == http.MethodPost || r.Method == http.MethodDelete) && bodyRoutes[key] {
+		// Refuse before reading a body that could never be served: a
+		// caller without the permission, a declared length over the limit.
 		// The body is left unread, so the connection is closed after the
 		// answer (net/http would otherwise wait to drain it).
-		perms, known := routePerms[r.URL.Path]
-		if !known {
-			h.Set("Connection", "close")
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		if err := s.authorize(r, perms); err != nil {
+		if err := s.authorize(r, routePerms[key]); err != nil {
+			// Counted here; a caller let through is counted by route.
+			countRoute(key)
+			countAuth(err)
 			h.Set("Connection", "close")
 			refuse(w, err)
 			return
 		}
-		if streamedBody[r.URL.Path] {
+		if streamedBody[key] {
 			// The handler reads r.Body itself (load.go).
 			http.NewResponseController(w).SetReadDeadline(time.Time{})
-			s.route(w, r, p)
+			s.route(w, r, p, key)
 			return
 		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {
@@ -333,7 +336,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// check for a vanished client does not time out (and cancel the
 	// request) under a handler that runs long, such as a large backup.
 	http.NewResponseController(w).SetReadDeadline(time.Time{})
-	s.route(w, r, p)
+	s.route(w, r, p, key)
 }
 
 // Minimum body rate: a body must arrive within bodyGrace plus its declared
@@ -343,16 +346,6 @@ const (
 	bodyGrace   = 10 * time.Second
 	bodyMinRate = 64 << 10 // bytes per second
 )
-
-// routePerms names the permissions each path needs when -auth is on; a
-// caller needs all of them.
-var routePerms = map[string][]string{
-	"/db/execute": {"execute"}, "/db/query": {"query"}, "/db/request": {"execute", "query"},
-	"/db/load": {"load"}, "/db/backup": {"backup"}, "/snapshot": {"snapshot"},
-	"/status": {"status"}, "/nodes": {"status"}, "/leader": {"leader-ops"},
-	"/readyz": {"ready"}, "/remove": {"remove"},
-	"/boot": {"load"}, "/debug/vars": {"status"},
-}
 
 // authorize returns nil if the caller of r has every permission in perms;
 // without -auth everyone has. The caller's address is r.RemoteAddr's IP
@@ -380,27 +373,6 @@ func refuse(w http.ResponseWriter, err error) {
 		return
 	}
 	w.WriteHeader(http.StatusUnauthorized)
-}
-
-// route dispatches a request by path.
-func (s *Service) route(w http.ResponseWriter, r *http.Request, p *params) {
-	if h, ok := s.routes[r.URL.Path]; ok {
-		if err := s.authorize(r, routePerms[r.URL.Path]); err != nil {
-			refuse(w, err)
-			return
-		}
-		h(w, r, p)
-		return
-	}
-	if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
-		if err := s.authorize(r, []string{"status"}); err != nil {
-			refuse(w, err)
-			return
-		}
-		s.debug.ServeHTTP(w, r)
-		return
-	}
-	w.WriteHeader(http.StatusNotFound)
 }
 
 // allow answers 405 and returns false unless r uses one of methods.

@@ -1,13 +1,17 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rqlited/rqlited/command"
@@ -29,8 +33,10 @@ func (s *Service) SetCluster(c Cluster) { s.cluster = c }
 // adds it as a last line. It must be called before Start.
 func (s *Service) SetReadyExplain(f func() string) { s.explain = f }
 
-// AddStatus adds a top-level section to /status, computed by f on each
-// request. It must be called before Start.
+// AddStatus adds a section to /status, computed by f on each request. A
+// name with dots ("http.cluster") places the section inside another one,
+// merged with what that one already holds there. It must be called before
+// Start.
 func (s *Service) AddStatus(name string, f func() map[string]any) {
 	if s.sections == nil {
 		s.sections = map[string]func() map[string]any{}
@@ -46,7 +52,9 @@ func (s *Service) APIURL() string {
 	return "http://" + s.cfg.AdvAddr
 }
 
-// nodeInfo is one entry of /nodes, in rqlite's field order.
+// nodeInfo is one entry of /nodes (and the body of GET /leader), with
+// rqlite's fields: api_addr and time are set only for a node that answered,
+// error only for one that did not.
 type nodeInfo struct {
 	ID        string  `json:"id"`
 	APIAddr   string  `json:"api_addr,omitempty"`
@@ -60,52 +68,85 @@ type nodeInfo struct {
 	Error     string  `json:"error,omitempty"`
 }
 
-// probe fills in what only the node itself knows.
-func (s *Service) probe(ctx context.Context, srv command.Server, leaderAddr string) nodeInfo {
-	n := nodeInfo{ID: srv.ID, Addr: srv.Addr, Voter: srv.Voter, Leader: srv.Addr == leaderAddr}
+// errNoResponse is rqlite's text for a node that did not answer in time.
+const errNoResponse = "timeout waiting for node to respond"
+
+// probe asks the node srv for its API URL and version. As in rqlite, a node
+// is marked leader only if it answered.
+func (s *Service) probe(ctx context.Context, srv command.Server, leaderAddr string, retries int) nodeInfo {
+	n := nodeInfo{ID: srv.ID, Addr: srv.Addr, Voter: srv.Voter}
 	start := time.Now()
 	switch {
 	case srv.ID == s.store.ID():
-		n.APIAddr, n.Version, n.Reachable = s.APIURL(), s.cfg.Build.Version, true
+		n.APIAddr, n.Version = s.APIURL(), s.cfg.Build.Version
 	case s.cluster == nil:
 		n.Error = "cluster service not available"
 		return n
 	default:
 		api, ver, err := s.cluster.NodeMeta(ctx, srv.Addr)
+		// ?retries: further attempts while the request's time lasts.
+		for i := 0; err != nil && i < retries && ctx.Err() == nil; i++ {
+			api, ver, err = s.cluster.NodeMeta(ctx, srv.Addr)
+		}
 		if err != nil {
 			n.Error = err.Error()
+			if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+				n.Error = errNoResponse
+			}
 			return n
 		}
-		n.APIAddr, n.Version, n.Reachable = api, ver, true
+		n.APIAddr, n.Version = api, ver
 	}
 	d := time.Since(start)
+	n.Reachable, n.Leader = true, srv.Addr == leaderAddr
 	n.Time, n.TimeS = d.Seconds(), d.String()
 	return n
 }
 
+// probeAll probes servers in parallel; the result is sorted by ID.
+func (s *Service) probeAll(ctx context.Context, servers []command.Server, leaderAddr string, retries int) []nodeInfo {
+	nodes := make([]nodeInfo, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i] = s.probe(ctx, srv, leaderAddr, retries)
+		}()
+	}
+	wg.Wait()
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	return nodes
+}
+
+// handleNodes serves /nodes: the voters (all members with ?nonvoters),
+// each probed, keyed by ID, or as {"nodes": [...]} with ?ver=2.
 func (s *Service) handleNodes(w http.ResponseWriter, r *http.Request, p *params) {
 	if !allow(w, r, http.MethodGet) {
 		return
 	}
 	servers, err := s.store.Servers()
 	if err != nil {
-		http.Error(w, "store nodes: "+err.Error(), http.StatusServiceUnavailable)
+		code := http.StatusInternalServerError
+		if isNotOpen(err) {
+			code = http.StatusServiceUnavailable
+		}
+		http.Error(w, "store nodes: "+err.Error(), code)
 		return
+	}
+	kept := servers[:0:0]
+	for _, srv := range servers {
+		if srv.Voter || p.nonVoters {
+			kept = append(kept, srv)
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 	defer cancel()
 	_, leaderAddr := s.store.Leader()
-	var nodes []nodeInfo
-	for _, srv := range servers {
-		if !srv.Voter && !p.nonVoters {
-			continue
-		}
-		nodes = append(nodes, s.probe(ctx, srv, leaderAddr))
-	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	nodes := s.probeAll(ctx, kept, leaderAddr, p.retries)
 	var body any
 	if p.v.Get("ver") == "2" {
-		body = map[string]any{"nodes": nodes}
+		body = map[string][]nodeInfo{"nodes": nodes}
 	} else {
 		m := make(map[string]nodeInfo, len(nodes))
 		for _, n := range nodes {
@@ -116,6 +157,9 @@ func (s *Service) handleNodes(w http.ResponseWriter, r *http.Request, p *params)
 	b, _ := json.Marshal(body)
 	writeJSON(w, p, http.StatusOK, b)
 }
+
+// isNotOpen reports whether err says the store is not open (rqlite: 503).
+func isNotOpen(err error) bool { return strings.Contains(err.Error(), "not open") }
 
 func (s *Service) handleLeader(w http.ResponseWriter, r *http.Request, p *params) {
 	if !allow(w, r, http.MethodGet, http.MethodPost) {
@@ -130,20 +174,11 @@ func (s *Service) handleLeader(w http.ResponseWriter, r *http.Request, p *params
 		http.Error(w, "leader not found", http.StatusServiceUnavailable)
 		return
 	}
-	servers, err := s.store.Servers()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	}
+	// As in rqlite, the leader is reported as a voter.
 	srv := command.Server{ID: id, Addr: addr, Voter: true}
-	for _, x := range servers {
-		if x.ID == id {
-			srv = x
-		}
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 	defer cancel()
-	b, _ := json.Marshal(s.probe(ctx, srv, addr))
+	b, _ := json.Marshal(s.probe(ctx, srv, addr, p.retries))
 	writeJSON(w, p, http.StatusOK, b)
 }
 
@@ -179,62 +214,175 @@ func (s *Service) handleStepdown(w http.ResponseWriter, r *http.Request, p *para
 	w.WriteHeader(http.StatusOK)
 }
 
+// handleStatus serves /status with rqlite's sections, keys and JSON types
+// (ours may add keys). ?key=a.b returns the value at that dot path, as
+// rqlite does: {} when a key is missing, and the value reached when the
+// path runs into something that is not an object.
 func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request, p *params) {
 	if !allow(w, r, http.MethodGet) {
 		return
 	}
+	httpVars.Add("num_status", 1)
 	storeStats, err := s.store.Stats()
 	if err != nil {
-		http.Error(w, "store stats: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "store stats: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	host, _ := os.Hostname()
-	exe, _ := os.Executable()
-	now := time.Now()
 	status := map[string]any{
-		"build": map[string]any{
-			"version":    s.cfg.Build.Version,
-			"commit":     s.cfg.Build.Commit,
-			"build_time": s.cfg.Build.BuildTime,
-			"compiler":   s.cfg.Build.Compiler,
-			"sqlite3":    s.cfg.Build.SQLite,
-		},
-		"http": map[string]any{
-			"bind_addr": s.ln.Addr().String(),
-			"adv_addr":  s.cfg.AdvAddr,
-			"api_url":   s.APIURL(),
-			"auth":      enabled(s.cfg.Auth != nil),
-			"tls":       enabled(s.cfg.TLS != nil),
-			"queue":     s.queue.Stats(),
-		},
-		"node": map[string]any{
-			"start_time":   s.start,
-			"current_time": now,
-			"uptime":       now.Sub(s.start).Round(time.Millisecond).String(),
-		},
-		"os": map[string]any{
-			"pid": os.Getpid(), "ppid": os.Getppid(), "page_size": os.Getpagesize(),
-			"executable": exe, "hostname": host,
-		},
-		"runtime": map[string]any{
-			"GOOS": runtime.GOOS, "GOARCH": runtime.GOARCH, "GOMAXPROCS": runtime.GOMAXPROCS(0),
-			"num_cpu": runtime.NumCPU(), "num_goroutine": runtime.NumGoroutine(), "version": runtime.Version(),
-		},
-		"store": storeStats,
+		"build":   s.buildStats(),
+		"http":    s.httpStats(),
+		"node":    s.nodeStats(),
+		"os":      osStats(),
+		"runtime": runtimeStats(),
+		"network": networkStats(),
+		"store":   storeStats,
 	}
-	for name, f := range s.sections {
-		status[name] = f()
+	names := make([]string, 0, len(s.sections))
+	for name := range s.sections {
+		names = append(names, name)
 	}
-	var body any = status
-	if key := p.v.Get("key"); key != "" {
-		body = lookupPath(status, strings.Split(key, "."))
+	sort.Strings(names) // "http" before "http.cluster"
+	for _, name := range names {
+		setSection(status, strings.Split(name, "."), s.sections[name]())
 	}
-	b, err := json.Marshal(body)
+	b, err := json.Marshal(status)
+	if err == nil && p.v.Get("key") != "" {
+		b, err = subJSON(b, strings.Split(p.v.Get("key"), "."))
+	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, "JSON marshal: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	writeJSON(w, p, http.StatusOK, b)
+}
+
+// setSection puts v at path in m, merging it into a map already there.
+func setSection(m map[string]any, path []string, v map[string]any) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	last := path[len(path)-1]
+	if old, ok := m[last].(map[string]any); ok {
+		for k, x := range v {
+			old[k] = x
+		}
+		return
+	}
+	m[last] = v
+}
+
+// subJSON walks keys through the JSON object b as rqlite's /status?key
+// does.
+func subJSON(b []byte, keys []string) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var cur any
+	if err := dec.Decode(&cur); err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			break
+		}
+		if cur, ok = m[k]; !ok {
+			return []byte("{}"), nil
+		}
+	}
+	return json.Marshal(cur)
+}
+
+func (s *Service) buildStats() map[string]any {
+	b := s.cfg.Build
+	return map[string]any{
+		"version":            b.Version,
+		"commit":             b.Commit,
+		"build_time":         b.BuildTime,
+		"compiler_toolchain": runtime.Compiler,
+		"compiler_command":   "unknown",
+		// Ours.
+		"compiler": b.Compiler,
+		"sqlite3":  b.SQLite,
+	}
+}
+
+func (s *Service) httpStats() map[string]any {
+	q := s.queue.Stats()
+	q["max_size"] = q["capacity"]
+	if _, ok := q["sequence_number"]; !ok {
+		q["sequence_number"] = int64(0)
+	}
+	tls := map[string]any{"enabled": "false"}
+	if c := s.cfg.TLS; c != nil {
+		tls = map[string]any{"enabled": "true", "client_auth": c.ClientAuth.String(), "next_protos": c.NextProtos}
+	}
+	m := map[string]any{
+		"bind_addr": s.ln.Addr().String(),
+		"auth":      enabled(s.cfg.Auth != nil),
+		"cluster":   map[string]any{"timeout": "", "local_node_addr": s.store.Addr()},
+		"queue":     map[string]any{"_default": q},
+		"tls":       tls,
+		// Ours.
+		"adv_addr": s.cfg.AdvAddr,
+		"api_url":  s.APIURL(),
+	}
+	if s.cfg.AllowOrigin != "" {
+		m["allow_origin"] = s.cfg.AllowOrigin
+	}
+	return m
+}
+
+func (s *Service) nodeStats() map[string]any {
+	return map[string]any{
+		"start_time":   s.start,
+		"current_time": time.Now(),
+		"uptime":       time.Since(s.start).String(),
+	}
+}
+
+func osStats() map[string]any {
+	m := map[string]any{"pid": os.Getpid(), "ppid": os.Getppid(), "page_size": os.Getpagesize()}
+	if exe, err := os.Executable(); err == nil {
+		m["executable"] = exe
+	}
+	if host, err := os.Hostname(); err == nil {
+		m["hostname"] = host
+	}
+	return m
+}
+
+func runtimeStats() map[string]any {
+	_, k8s := os.LookupEnv("KUBERNETES_SERVICE_HOST")
+	return map[string]any{
+		"GOOS": runtime.GOOS, "GOARCH": runtime.GOARCH, "GOMAXPROCS": runtime.GOMAXPROCS(0),
+		"num_cpu": runtime.NumCPU(), "num_goroutine": runtime.NumGoroutine(), "version": runtime.Version(),
+		"kubernetes_hint": k8s,
+	}
+}
+
+// networkStats describes the host's interfaces, as rqlite's "network"
+// section does.
+func networkStats() map[string]any {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return map[string]any{}
+	}
+	m := make(map[string]any, len(ifs))
+	for _, i := range ifs {
+		addrs := []map[string]string{}
+		if as, err := i.Addrs(); err == nil {
+			for _, a := range as {
+				addrs = append(addrs, map[string]string{"address": a.String()})
+			}
+		}
+		m[i.Name] = map[string]any{"flags": i.Flags.String(), "hardware_address": i.HardwareAddr.String(), "addresses": addrs}
+	}
+	return m
 }
 
 func enabled(on bool) string {
@@ -242,19 +390,4 @@ func enabled(on bool) string {
 		return "enabled"
 	}
 	return "disabled"
-}
-
-// lookupPath walks a dot path through nested maps; a missing key gives {}.
-func lookupPath(m map[string]any, path []string) any {
-	var cur any = m
-	for _, k := range path {
-		mm, ok := cur.(map[string]any)
-		if !ok {
-			return map[string]any{}
-		}
-		if cur, ok = mm[k]; !ok {
-			return map[string]any{}
-		}
-	}
-	return cur
 }

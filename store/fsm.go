@@ -113,7 +113,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 		} else if c.Type == command.TypeRequest {
 			mode = db.ModeRequest
 		}
+		start := time.Now()
 		res, err := f.db.Apply(env, mode, &c.Request)
+		countApplied(c.Type, &c.Request, res, time.Since(start))
 		switch {
 		case errors.Is(err, db.ErrClosed):
 			// Stopped for shutdown, with nothing kept: the entry is
@@ -223,7 +225,12 @@ func (f *fsm) lastStateChange(i uint64) uint64 {
 // Snapshot implements raft.FSM. It only pins the database's current state
 // in a read transaction (Apply runs on this goroutine, so that state is
 // exactly the applied index); Persist copies it while writes go on.
-func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+func (f *fsm) Snapshot() (_ raft.FSMSnapshot, err error) {
+	start := time.Now()
+	defer func() {
+		countOutcome(storeVars, "num_snapshots", "num_snapshots_failed", err)
+		setDuration(storeVars, "snapshot_create_duration", time.Since(start))
+	}()
 	if f.halted.Load() {
 		return nil, ErrNotOpen
 	}
@@ -240,8 +247,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore implements raft.FSM: it replaces the database with a snapshot.
-func (f *fsm) Restore(rc io.ReadCloser) error {
+func (f *fsm) Restore(rc io.ReadCloser) (err error) {
 	defer rc.Close()
+	defer func() { countOutcome(storeVars, "num_restores", "num_restores_failed", err) }()
 	var hdr [10]byte
 	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
 		return fmt.Errorf("read snapshot header: %w", err)
@@ -347,6 +355,8 @@ func readSettings(r io.Reader) ([]db.Setting, []byte, error) {
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
+	var size int64
 	err := func() error {
 		p, err := tempName(s.tmp, "snapshot-*.db")
 		if err != nil {
@@ -371,13 +381,16 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 			return err
 		}
 		defer fd.Close()
-		_, err = io.Copy(sink, fd)
+		size, err = io.Copy(sink, fd)
 		return err
 	}()
-	if err != nil {
-		return errors.Join(err, sink.Cancel())
+	if err == nil {
+		err = sink.Close()
+	} else {
+		err = errors.Join(err, sink.Cancel())
 	}
-	return sink.Close()
+	countPersist(size, time.Since(start), err)
+	return err
 }
 
 // Release implements raft.FSMSnapshot.

@@ -142,6 +142,7 @@ func (s *Store) Join(id, addr string, voter bool, clusterID string) error {
 		}
 		if sameID && sameAddr && (srv.Suffrage == raft.Voter) == voter {
 			s.logger.Info("join: node is already a member", "node-id", id, "addr", addr)
+			storeVars.Add("num_ignored_joins", 1)
 			return nil
 		}
 		if srv.ID == raft.ServerID(s.cfg.NodeID) {
@@ -165,6 +166,7 @@ func (s *Store) Join(id, addr string, voter bool, clusterID string) error {
 		return fmt.Errorf("add %s: %w", id, err)
 	}
 	s.logger.Info("node joined", "node-id", id, "addr", addr, "voter", voter)
+	storeVars.Add("num_joins", 1)
 	return nil
 }
 
@@ -237,6 +239,7 @@ func (s *Store) watch(r *raft.Raft, done <-chan struct{}) {
 		case o := <-obsCh:
 			switch d := o.Data.(type) {
 			case raft.FailedHeartbeatObservation:
+				storeVars.Add("failed_heartbeat_observed", 1)
 				if _, ok := failing[d.PeerID]; !ok {
 					failing[d.PeerID] = d.LastContact
 				}
@@ -246,6 +249,7 @@ func (s *Store) watch(r *raft.Raft, done <-chan struct{}) {
 			if _, ok := o.Data.(raft.LeaderObservation); !ok {
 				continue
 			}
+			storeVars.Add("leader_changes_observed", 1)
 			// A new leader records the cluster ID at once rather than at
 			// the next tick: a client may write (or snapshot) already.
 		case <-t.C:
@@ -304,8 +308,10 @@ func (s *Store) reap(failing map[raft.ServerID]time.Time) {
 		s.logger.Warn("reaping unreachable node", "node-id", srv.ID, "voter", srv.Voter, "last-contact", last)
 		if err := s.Remove(srv.ID); err != nil {
 			s.logger.Warn("reap failed", "node-id", srv.ID, "error", err)
+			storeVars.Add("nodes_reaped_failed", 1)
 			continue
 		}
+		storeVars.Add("nodes_reaped_ok", 1)
 		delete(failing, raft.ServerID(srv.ID))
 	}
 }

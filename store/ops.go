@@ -451,10 +451,29 @@ func (s *Store) isVoter() bool {
 }
 
 // Load replaces the database with the SQLite file image in data, through
-// the log so every node loads it.
+// the log so every node loads it. The image is checked first (header, size,
+// quick_check, see db.CheckFile), so a damaged or truncated file is refused
+// with an error wrapping db.ErrNotSQLite and never reaches the log. For a
+// file of any size, see LoadFrom.
 func (s *Store) Load(ctx context.Context, data []byte) (uint64, error) {
 	if !db.IsSQLiteFile(data) {
 		return 0, db.ErrNotSQLite
+	}
+	tmp, err := s.leaderScratch()
+	if err != nil {
+		return 0, err
+	}
+	p, err := writeTemp(tmp, "check-*.db", func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	err = db.CheckFile(p)
+	os.Remove(p)
+	if err != nil {
+		return 0, err
 	}
 	_, idx, err := s.propose(ctx, &command.Command{Type: command.TypeLoad, Data: data})
 	return idx, err

@@ -283,6 +283,16 @@ func (s *Store) Open() (retErr error) {
 		}
 	}()
 
+	// A peers file is checked before anything in the directory changes,
+	// so that a refused one leaves it exactly as it was.
+	peers, err := readPeersFile(s.cfg.Dir, s.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	if peers != nil && !hasRaftFiles(s.cfg.Dir) {
+		return noStateError(peers.path)
+	}
+
 	tmp := filepath.Join(s.cfg.Dir, tmpDirName)
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("clear %s: %w", tmp, err)
@@ -363,6 +373,11 @@ func (s *Store) Open() (retErr error) {
 	rc.Logger = hl
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("raft configuration: %w", err)
+	}
+	if peers != nil {
+		if err := s.recoverFromPeers(peers, rc, tmp, logStore, boltLog, snaps, trans); err != nil {
+			return err
+		}
 	}
 	bootIndex, err := boltLog.LastIndex()
 	if err != nil {

@@ -110,7 +110,7 @@ func TestSQLiteOptionsCluster(t *testing.T) {
 	if s, b := f.Do("POST", "/snapshot?trailing_logs=0", "", nil); s != 200 {
 		t.Fatalf("snapshot on %s: %d %s", f.nodeID(), s, b)
 	}
-	if n, _ := f.status("store.snapshot_store.snapshots").(float64); n < 1 {
+	if snaps, _ := f.status("store.snapshot_store.snapshots").([]any); len(snaps) < 1 {
 		t.Fatalf("no snapshot stored on %s: %v", f.nodeID(), f.status("store.snapshot_store"))
 	}
 	f.Stop()

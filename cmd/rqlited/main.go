@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -235,10 +236,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		return err
 	}
 	hs.SetCluster(client)
-	hs.AddStatus("cluster", func() map[string]any {
-		return map[string]any{"cluster_id": str.ClusterID(), "join": cfg.JoinAddrs, "non_voter": cfg.RaftNonVoter,
-			"node_tls": sec.nodeServer != nil, "join_as": cfg.JoinAs}
-	})
+	addStatusSections(hs, cfg, str, dir, sec.httpServer != nil, sec.nodeServer != nil)
 
 	hasState, err := str.HasState()
 	if err != nil {
@@ -271,21 +269,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		}
 		kvDisco = disco.NewService(disco.Config{Mode: cfg.DiscoMode, Key: cfg.DiscoKey, Voter: self.Voter, APIURL: apiURL,
 			Timeout: cfg.BootstrapExpectTimeout}, kv, str, join, logger)
-		hs.AddStatus("disco", kvDisco.Stats)
+		hs.AddStatus("disco", kvDiscoStatus(kvDisco))
 		kvDisco.Start()
 		defer kvDisco.Close()
 	} else if cfg.DiscoMode != "" {
-		hs.AddStatus("disco", func() map[string]any {
-			m := map[string]any{"mode": cfg.DiscoMode, "name": discoName}
-			if boot != nil {
-				for k, v := range boot.Stats() {
-					m[k] = v
-				}
-			} else {
-				m["phase"] = "joined"
-			}
-			return m
-		})
+		hs.AddStatus("disco", dnsDiscoStatus(cfg, discoName, boot))
 	}
 	hs.SetReadyExplain(func() string {
 		var st map[string]any
@@ -437,6 +425,88 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.Writ
 		removeSelf(str, client, cfg.NodeID, logger)
 	}
 	return nil
+}
+
+// addStatusSections adds rqlite's /status sections that only main knows
+// of: "cluster" (the cluster service: addr, https, api_addr, and ours),
+// "http.cluster" (the cluster client), "http.tls" (certificate files),
+// "mux" and "extensions" (rqlited loads none).
+func addStatusSections(hs *httpd.Service, cfg *Config, str *store.Store, dir string, httpTLS, nodeTLS bool) {
+	hs.AddStatus("cluster", func() map[string]any {
+		return map[string]any{"addr": cfg.RaftAdvAddr, "https": strconv.FormatBool(httpTLS), "api_addr": cfg.HTTPAdvAddr,
+			"cluster_id": str.ClusterID(), "join": cfg.JoinAddrs, "non_voter": cfg.RaftNonVoter,
+			"node_tls": nodeTLS, "join_as": cfg.JoinAs}
+	})
+	hs.AddStatus("http.cluster", func() map[string]any {
+		return map[string]any{"timeout": cfg.ClusterConnectTimeout.String(), "local_node_addr": cfg.RaftAdvAddr}
+	})
+	if httpTLS {
+		hs.AddStatus("http.tls", func() map[string]any {
+			return map[string]any{"cert_file": cfg.HTTPCert, "key_file": cfg.HTTPKey, "ca_file": cfg.HTTPCACert}
+		})
+	}
+	tlsState := "disabled"
+	if nodeTLS {
+		tlsState = "enabled"
+	}
+	hs.AddStatus("mux", func() map[string]any {
+		return map[string]any{"addr": cfg.RaftAdvAddr, "timeout": "10s", "tls": tlsState,
+			"handlers": string([]byte{mux.HeaderRaft, mux.HeaderCluster})}
+	})
+	hs.AddStatus("extensions", func() map[string]any {
+		return map[string]any{"dir": filepath.Join(dir, "extensions"), "names": []string{}}
+	})
+}
+
+// kvDiscoStatus is the "disco" section in the key-value modes: ours, with
+// rqlite's intervals as nanoseconds (its JSON of a time.Duration). A
+// refused registration is retried after at most 2 s (rqlite: every 3 s).
+func kvDiscoStatus(d *disco.Service) func() map[string]any {
+	return func() map[string]any {
+		m := d.Stats()
+		if s, ok := m["report_interval"].(string); ok {
+			m["report_interval_s"] = s
+			if v, err := time.ParseDuration(s); err == nil {
+				m["report_interval"] = v.Nanoseconds()
+			}
+		}
+		m["register_interval"] = (2 * time.Second).Nanoseconds()
+		return m
+	}
+}
+
+// dnsDiscoStatus is the "disco" section in the DNS modes: rqlite's keys
+// (mode, name, port or service and "dns_name:", last_contact and
+// last_addresses once looked up, last_error), and the bootstrap progress.
+func dnsDiscoStatus(cfg *Config, lookedUp string, boot *cluster.Bootstrapper) func() map[string]any {
+	var dc struct {
+		Name    string `json:"name"`
+		Port    int    `json:"port"`
+		Service string `json:"service"`
+	}
+	disco.Decode(cfg.DiscoConfigJSON, &dc) //nolint:errcheck // checked by addressProvider
+	return func() map[string]any {
+		m := map[string]any{"mode": cfg.DiscoMode, "name": cmp.Or(dc.Name, "rqlite")}
+		if cfg.DiscoMode == disco.ModeDNSSRV {
+			m["service"] = cmp.Or(dc.Service, "rqlite")
+			m["dns_name:"] = lookedUp + "."
+		} else {
+			_, port, _ := net.SplitHostPort(cfg.RaftAdvAddr)
+			p, _ := strconv.Atoi(port)
+			m["port"] = cmp.Or(dc.Port, p)
+		}
+		if boot == nil {
+			m["phase"] = "joined"
+			return m
+		}
+		for k, v := range boot.Stats() {
+			m[k] = v
+		}
+		if e, _ := m["last_error"].(string); e == "" {
+			delete(m, "last_error") // rqlite reports it only after a failure
+		}
+		return m
+	}
 }
 
 // addressProvider returns where the join or bootstrap targets come from:
