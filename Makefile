@@ -14,9 +14,14 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTi
 # "SQLite options"). go-sqlite3 build tags turn on what has a tag; the rest
 # are -D defines in CGO_CFLAGS (which reach every cgo package, harmless for
 # defines). Both are exported, so every go command below, and any it runs,
-# gets them; a -tags flag on a command line replaces GOFLAGS's, so the one
-# that needs its own (static) repeats SQLITE_TAGS.
+# gets them; a -tags flag on a command line replaces GOFLAGS's, so every
+# command that needs its own (static, and SYSTEM_TAGS below) repeats
+# SQLITE_TAGS.
 SQLITE_TAGS   := sqlite_fts5,sqlite_math_functions,sqlite_dbstat,sqlite_preupdate_hook,sqlite_column_metadata
+# The system tests (system_test/, which start real rqlited processes for
+# minutes) build only with the "system" tag, so that `go test ./...` runs
+# the unit tests alone; every target below that runs or vets them passes it.
+SYSTEM_TAGS   := $(SQLITE_TAGS),system
 SQLITE_CFLAGS := -DSQLITE_ENABLE_GEOPOLY=1 -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_PREUPDATE_HOOK \
 	-DSQLITE_OMIT_SHARED_CACHE -DSQLITE_MEMDB_DEFAULT_MAXSIZE=2147483648
 # Go's default CGO_CFLAGS is -O2 -g; setting the variable replaces it.
@@ -64,10 +69,10 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags '$(SYSTEM_TAGS)' ./...
 
 unit-test: netns-tools
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /system_test)
+	$(GO) test -race -count=1 ./...
 
 # The fault-injection tests make network namespaces (root, iproute2,
 # iptables). As root, missing tools are installed and the tests are
@@ -110,15 +115,15 @@ system-test: tools netns-tools
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docker docker-fixtures; img=rqlited:dev; \
 	else echo "no Docker engine answers: the container tests are skipped"; img=; fi; \
-	echo "RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/..."; \
-	RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -timeout 25m ./system_test/...
+	echo "RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -tags '$(SYSTEM_TAGS)' -timeout 25m ./system_test/..."; \
+	RQLITED_DOCKER_IMAGE=$$img RQLITED_PATH=$(CURDIR)/bin/rqlited-race $(GO) test -race -count=1 -tags '$(SYSTEM_TAGS)' -timeout 25m ./system_test/...
 
 ## chaos: the fault matrix once, results in bin/chaos-report.json (make chaos CHAOS_SEED=N to replay)
 CHAOS_SEED ?= 0
 chaos: netns-tools
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
 	RQLITED_CHAOS_REPORT=$(CURDIR)/bin/chaos-report.json RQLITED_PATH=$(CURDIR)/bin/rqlited-race \
-		$(GO) test -race -count=1 -timeout 30m -run 'TestChaos$$' -v ./system_test/ -chaos.seed=$(CHAOS_SEED)
+		$(GO) test -race -count=1 -tags '$(SYSTEM_TAGS)' -timeout 30m -run 'TestChaos$$' -v ./system_test/ -chaos.seed=$(CHAOS_SEED)
 
 ## discovery-matrix: the discovery scenarios x modes once, table in bin/discovery-matrix.md (DOC/RELIABILITY.md)
 .PHONY: discovery-matrix
@@ -128,18 +133,18 @@ discovery-matrix: tools
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory docker docker-fixtures; img=rqlited:dev; \
 	else echo "no Docker engine answers: the container tests are skipped"; img=; fi; \
 	RQLITED_DOCKER_IMAGE=$$img RQLITED_MATRIX_REPORT=$(CURDIR)/bin/discovery-matrix.md RQLITED_PATH=$(CURDIR)/bin/rqlited-race \
-		$(GO) test -race -count=1 -timeout 30m -run '$(DISCOVERY_TESTS)' -v ./system_test/
+		$(GO) test -race -count=1 -tags '$(SYSTEM_TAGS)' -timeout 30m -run '$(DISCOVERY_TESTS)' -v ./system_test/
 
 ## soak: random faults under load for DURATION (make soak DURATION=1h), then a summary
 DURATION ?= 10m
 soak: netns-tools
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o bin/rqlited-race ./cmd/rqlited
 	RQLITED_SOAK_DURATION=$(DURATION) RQLITED_CHAOS_REPORT=$(CURDIR)/bin/soak-report.json RQLITED_PATH=$(CURDIR)/bin/rqlited-race \
-		$(GO) test -race -count=1 -timeout 0 -run 'TestChaosSoak$$' -v ./system_test/ -chaos.seed=$(CHAOS_SEED)
+		$(GO) test -race -count=1 -tags '$(SYSTEM_TAGS)' -timeout 0 -run 'TestChaosSoak$$' -v ./system_test/ -chaos.seed=$(CHAOS_SEED)
 
 ## docker-test: only the multi-container tests
 docker-test: docker docker-fixtures
-	RQLITED_DOCKER_IMAGE=rqlited:dev $(GO) test -count=1 -run 'TestDocker' -v ./system_test/...
+	RQLITED_DOCKER_IMAGE=rqlited:dev $(GO) test -count=1 -tags '$(SYSTEM_TAGS)' -run 'TestDocker' -v ./system_test/...
 
 ## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m for a long run)
 fuzz:

@@ -15,16 +15,15 @@ func (s *Service) handleRoot(w http.ResponseWriter, r *http.Request, _ *params) 
 	http.Redirect(w, r, "/console/", http.StatusFound)
 }
 
-// handleConsole serves /console (301 to /console/) and the pages under
-// /console/ (GET and HEAD, permission ui).
+// redirectConsole sends /console to /console/ (301, any method, no
+// permission), as rqlite does.
+func (s *Service) redirectConsole(w http.ResponseWriter, r *http.Request, _ *params) {
+	http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
+}
+
+// handleConsole serves the pages under /console/ (GET and HEAD,
+// permission ui: see routes).
 func (s *Service) handleConsole(w http.ResponseWriter, r *http.Request, _ *params) {
-	if r.URL.Path == "/console" {
-		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
-		return
-	}
-	if !allow(w, r, http.MethodGet, http.MethodHead) {
-		return
-	}
 	switch r.URL.Path {
 	case "/console/":
 	case "/console/index.html":

@@ -135,9 +135,6 @@ func (s *Service) writeResults(w http.ResponseWriter, p *params, start time.Time
 }
 
 func (s *Service) handleExecute(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodPost) {
-		return
-	}
 	start := time.Now()
 	stmts, ok := s.statements(w, r, p)
 	if !ok {
@@ -185,9 +182,6 @@ func (s *Service) queueWrite(w http.ResponseWriter, r *http.Request, p *params, 
 }
 
 func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodGet, http.MethodPost) {
-		return
-	}
 	start := time.Now()
 	var stmts []command.Statement
 	if r.Method == http.MethodGet {
@@ -216,9 +210,6 @@ func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request, p *params)
 }
 
 func (s *Service) handleRequest(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodPost) {
-		return
-	}
 	start := time.Now()
 	stmts, ok := s.statements(w, r, p)
 	if !ok {
@@ -255,9 +246,6 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 }
 
 func (s *Service) handleBackup(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodGet) {
-		return
-	}
 	opts := command.BackupOptions{Vacuum: p.vacuum, NoLeader: p.noLeader}
 	ct := "application/octet-stream"
 	switch p.v.Get("fmt") {
@@ -297,9 +285,6 @@ func (s *Service) handleBackup(w http.ResponseWriter, r *http.Request, p *params
 }
 
 func (s *Service) handleSnapshot(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodPost) {
-		return
-	}
 	err := s.store.Snapshot(p.trailingLogs)
 	switch {
 	case err == nil:

@@ -166,7 +166,7 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, p *params) {
 	if leader == s.store.Addr() {
 		// Leadership moved here while the request waited: serve it again.
 		r.Header.Set(forwardedHeader, s.store.ID())
-		s.route(w, r, p, routeKey(r.URL.Path))
+		s.route(w, r, p, lookupRoute(r.URL.Path))
 		return
 	}
 	if p.redirect {
@@ -224,9 +224,6 @@ func (s *Service) forward(w http.ResponseWriter, r *http.Request, p *params) {
 }
 
 func (s *Service) handleRemove(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodDelete) {
-		return
-	}
 	var body map[string]any
 	if err := json.Unmarshal(p.body, &body); err != nil {
 		http.Error(w, "invalid JSON body: expected {\"id\":\"<node id>\"}", http.StatusBadRequest)

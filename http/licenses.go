@@ -15,9 +15,6 @@ var licensesText []byte
 
 // handleLicenses serves GET /licenses as text, as rqlite does.
 func (s *Service) handleLicenses(w http.ResponseWriter, r *http.Request, _ *params) {
-	if !allow(w, r, http.MethodGet) {
-		return
-	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(licensesText)

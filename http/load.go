@@ -14,10 +14,6 @@ import (
 	"github.com/rqlited/rqlited/command"
 )
 
-// streamedBody names the paths whose handlers read the request body
-// themselves, as a stream: ServeHTTP neither reads nor bounds it.
-var streamedBody = map[string]bool{"/boot": true, "/db/load": true}
-
 // dumpWrapper lines are those of a .dump that rqlited supplies itself when
 // it runs a dump as one transaction.
 var dumpWrapper = map[string]bool{"BEGIN TRANSACTION;": true, "BEGIN;": true, "COMMIT;": true, "END;": true}
@@ -57,9 +53,6 @@ var (
 // -http-max-body says). Any other body is SQL text (a .dump), read whole
 // under -http-max-body like other bodies and run as one transaction.
 func (s *Service) handleLoad(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodPost) {
-		return
-	}
 	start := time.Now()
 	if p.body != nil {
 		// Read already: a request that waited for a leader and is served
@@ -342,7 +335,7 @@ func (e bodyReadError) Unwrap() error { return e.err }
 // variable for tests).
 var bodyIdleLimit = bodyGrace
 
-// bodyReader reads a body that a handler streams (streamedBody) under the
+// bodyReader reads a body that a handler streams (bodyStreamed) under the
 // rules readBody applies to other bodies: it must keep an average of
 // bodyMinRate after a grace of bodyGrace, and it may not stall for longer
 // than bodyIdleLimit even after sending fast. It sets the connection's read

@@ -14,9 +14,6 @@ type reapResponse struct {
 // handleReap serves POST /reap: remove this node's older snapshots now
 // instead of at the next snapshot, as rqlite does.
 func (s *Service) handleReap(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodPost) {
-		return
-	}
 	n, c, err := s.store.Reap()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -15,9 +15,9 @@ import (
 	"github.com/rqlited/rqlited/command"
 )
 
-// TestRouteKey: paths are matched as rqlite's ServeHTTP matches them,
+// TestLookupRoute: paths are matched as rqlite's ServeHTTP matches them,
 // prefixes for some routes and whole paths for others, in its order.
-func TestRouteKey(t *testing.T) {
+func TestLookupRoute(t *testing.T) {
 	for path, want := range map[string]string{
 		"": "/", "/": "/",
 		"/console": "/console", "/console/": "/console", "/console/static/x.js": "/console", "/consolex": "/console",
@@ -35,81 +35,34 @@ func TestRouteKey(t *testing.T) {
 		"/debug/pprof": "/debug/pprof", "/debug/pprof/": "/debug/pprof", "/debug/pprof/heap": "/debug/pprof",
 		"/db": "", "/db/": "", "/dbx": "", "/foo": "", "/STATUS": "", "/join": "", "/notify": "",
 	} {
-		if got := routeKey(path); got != want {
-			t.Errorf("routeKey(%q) = %q, want %q", path, got, want)
+		got := ""
+		if rt := lookupRoute(path); rt != nil {
+			got = rt.path
+		}
+		if got != want {
+			t.Errorf("lookupRoute(%q) is route %q, want %q", path, got, want)
 		}
 	}
 }
 
-// TestRoutePermsComplete: every route but / has a permission, so that
-// -auth can never leave one open by omission.
+// TestRoutePermsComplete: every route but / and the /console redirect has
+// a permission, so that -auth can never leave one open by omission.
 func TestRoutePermsComplete(t *testing.T) {
-	s := newTestService(t, &fakeStore{})
-	for key := range s.routes {
-		if key == "/" {
+	for _, rt := range routes {
+		if rt.path == "/" || rt.path == "/console" && rt.match == exact {
 			continue
 		}
-		if len(routePerms[key]) == 0 {
-			t.Errorf("route %s has no permission", key)
+		if len(rt.perms) == 0 {
+			t.Errorf("route %s has no permission", rt.path)
 		}
 	}
-	for key, want := range map[string]string{
-		"/reap": "snapshot", "/db/sql": "query", "/licenses": "status", "/console": "ui", "/debug/pprof": "status",
+	for path, want := range map[string]string{
+		"/reap": "snapshot", "/db/sql": "query", "/licenses": "status", "/console/": "ui", "/debug/pprof": "status",
 	} {
-		if got := strings.Join(routePerms[key], ","); got != want {
-			t.Errorf("%s needs %q, want %q (rqlite's)", key, got, want)
+		if got := strings.Join(lookupRoute(path).perms, ","); got != want {
+			t.Errorf("%s needs %q, want %q (rqlite's)", path, got, want)
 		}
 	}
-}
-
-// fakeStore is a leader (or not) with a database whose answers are set by
-// the test. Methods not overridden panic through the nil embedded Store.
-type fakeStore struct {
-	Store
-	leaderAddr  string
-	ready       bool
-	reapN       int
-	reapErr     error
-	committed   error
-	queryErr    error
-	execErr     error
-	queryResult []command.Result
-	tables      [][]string
-	tablesErr   error
-	gotNcols    []int
-}
-
-func (f *fakeStore) ID() string                     { return "1" }
-func (f *fakeStore) Addr() string                   { return "self:4002" }
-func (f *fakeStore) Leader() (string, string)       { return "1", f.leaderAddr }
-func (f *fakeStore) Stats() (map[string]any, error) { return map[string]any{}, nil }
-func (f *fakeStore) Ready() bool                    { return f.ready }
-func (f *fakeStore) Reap() (int, int, error)        { return f.reapN, 0, f.reapErr }
-func (f *fakeStore) Servers() ([]command.Server, error) {
-	return []command.Server{{ID: "1", Addr: "self:4002", Voter: true}}, nil
-}
-func (f *fakeStore) Committed(ctx context.Context, timeout time.Duration) (uint64, error) {
-	return 7, f.committed
-}
-func (f *fakeStore) Execute(ctx context.Context, req *command.Request) ([]command.Result, uint64, error) {
-	return []command.Result{{}}, 1, f.execErr
-}
-func (f *fakeStore) Query(ctx context.Context, req *command.Request, opts command.QueryOptions) ([]command.Result, uint64, error) {
-	if f.queryErr != nil {
-		return nil, 0, f.queryErr
-	}
-	if f.queryResult != nil {
-		// Fresh results each time, as the store makes them.
-		return append([]command.Result(nil), f.queryResult...), 0, nil
-	}
-	return []command.Result{{IsQuery: true, Columns: []string{"1"}, Types: []string{"integer"}, Values: [][]any{{int64(1)}}}}, 0, nil
-}
-func (f *fakeStore) Request(ctx context.Context, req *command.Request, opts command.QueryOptions) ([]command.Result, uint64, error) {
-	return f.Query(ctx, req, opts)
-}
-func (f *fakeStore) ColumnTables(ctx context.Context, req *command.Request, ncols []int) ([][]string, error) {
-	f.gotNcols = ncols
-	return f.tables, f.tablesErr
 }
 
 func newTestService(t *testing.T, st Store) *Service {
@@ -134,7 +87,7 @@ func do(s *Service, method, target, body string) *httptest.ResponseRecorder {
 // TestNewEndpoints: /reap, /db/sql, /licenses, /, /console answer as
 // rqlite's do: status, content type and body shape.
 func TestNewEndpoints(t *testing.T) {
-	s := newTestService(t, &fakeStore{leaderAddr: "self:4002", ready: true, reapN: 2})
+	s := newTestService(t, &fakeStore{ReapFn: func() (int, int, error) { return 2, 0, nil }})
 	for _, c := range []struct {
 		method, target, body string
 		status               int
@@ -186,7 +139,7 @@ func TestNewEndpoints(t *testing.T) {
 
 // TestReapError: a store error is 500 with its text.
 func TestReapError(t *testing.T) {
-	s := newTestService(t, &fakeStore{reapErr: errors.New("store not open")})
+	s := newTestService(t, &fakeStore{ReapFn: func() (int, int, error) { return 0, 0, errors.New("store not open") }})
 	if w := do(s, "POST", "/reap", ""); w.Code != 500 || strings.TrimSpace(w.Body.String()) != "store not open" {
 		t.Fatalf("got %d %q, want 500 store not open", w.Code, w.Body.String())
 	}
@@ -209,7 +162,7 @@ func TestPermissionsOfNewRoutes(t *testing.T) {
 		{"GET", "/debug/pprof", []string{"status"}},
 		{"GET", "/db/execute/x", nil}, // GET: 405 comes after the check below
 	} {
-		pa := &permAuth{}
+		pa, asked := refuser(errors.New("denied"))
 		cfg := DefaultConfig()
 		cfg.Auth = pa
 		s, err := New(cfg, &fakeStore{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -217,30 +170,23 @@ func TestPermissionsOfNewRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := do(s, c.method, c.target, `["x"]`)
+		perms := asked.all()
 		if c.target == "/db/execute/x" {
-			if got := strings.Join(pa.perms, ","); got != "execute" {
+			if got := strings.Join(perms, ","); got != "execute" {
 				t.Errorf("%s %s: asked %q, want execute", c.method, c.target, got)
 			}
 			continue
 		}
 		if c.want == nil {
-			if len(pa.perms) != 0 || w.Code == http.StatusUnauthorized {
-				t.Errorf("%s %s: checked %v (status %d), want no check", c.method, c.target, pa.perms, w.Code)
+			if len(perms) != 0 || w.Code == http.StatusUnauthorized {
+				t.Errorf("%s %s: checked %v (status %d), want no check", c.method, c.target, perms, w.Code)
 			}
 			continue
 		}
-		if got := strings.Join(pa.perms, ","); got != strings.Join(c.want, ",") || w.Code != http.StatusUnauthorized {
+		if got := strings.Join(perms, ","); got != strings.Join(c.want, ",") || w.Code != http.StatusUnauthorized {
 			t.Errorf("%s %s: asked %q, status %d; want %q and 401", c.method, c.target, got, w.Code, c.want)
 		}
 	}
-}
-
-// permAuth refuses everyone and records the permissions asked for.
-type permAuth struct{ perms []string }
-
-func (p *permAuth) Authorize(client, username, password string, ok bool, perms ...string) error {
-	p.perms = append(p.perms, perms...)
-	return errors.New("denied")
 }
 
 // TestReadyz: the lines and statuses of rqlite's /readyz, in its order.
@@ -252,13 +198,14 @@ func TestReadyz(t *testing.T) {
 		status int
 		body   string
 	}{
-		{"no leader", &fakeStore{}, "/readyz", 503, "[+]node ok\n[+]leader does not exist"},
-		{"noleader", &fakeStore{}, "/readyz?noleader", 200, "[+]node ok"},
-		{"not ready", &fakeStore{leaderAddr: "self:4002"}, "/readyz", 503, "[+]node ok\n[+]leader ok\n[+]store not ready"},
-		{"ok", &fakeStore{leaderAddr: "self:4002", ready: true}, "/readyz", 200, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db ok"},
-		{"sync ok", &fakeStore{leaderAddr: "self:4002", ready: true}, "/readyz?sync", 200, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]sync ok\n[+]db ok"},
-		{"sync fails", &fakeStore{leaderAddr: "self:4002", ready: true, committed: errors.New("timeout")}, "/readyz?sync&timeout=1s", 503, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]sync timeout"},
-		{"db fails", &fakeStore{leaderAddr: "self:4002", ready: true, queryErr: errors.New("boom")}, "/readyz", 503, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db not ok: boom"},
+		{"no leader", &fakeStore{LeaderFn: noLeader}, "/readyz", 503, "[+]node ok\n[+]leader does not exist"},
+		{"noleader", &fakeStore{LeaderFn: noLeader}, "/readyz?noleader", 200, "[+]node ok"},
+		{"not ready", &fakeStore{ReadyFn: func() bool { return false }}, "/readyz", 503, "[+]node ok\n[+]leader ok\n[+]store not ready"},
+		{"ok", &fakeStore{}, "/readyz", 200, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db ok"},
+		{"sync ok", &fakeStore{}, "/readyz?sync", 200, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]sync ok\n[+]db ok"},
+		{"sync fails", &fakeStore{CommittedFn: func(context.Context, time.Duration) (uint64, error) { return 0, errors.New("timeout") }},
+			"/readyz?sync&timeout=1s", 503, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]sync timeout"},
+		{"db fails", &fakeStore{QueryFn: failQuery(errors.New("boom"))}, "/readyz", 503, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db not ok: boom"},
 	} {
 		s := newTestService(t, c.st)
 		w := do(s, "GET", c.target, "")
@@ -268,27 +215,22 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
-// unreachable is a Cluster whose nodes never answer; it counts the calls.
-type unreachable struct{ calls int }
-
-func (u *unreachable) NodeMeta(ctx context.Context, addr string) (string, string, error) {
-	u.calls++
-	return "", "", errors.New("dial tcp: connection refused")
-}
-
 // TestReadyzLeaderNotContactable: a leader that does not answer is 503
 // "leader not contactable", after ?retries more tries.
 func TestReadyzLeaderNotContactable(t *testing.T) {
-	s := newTestService(t, &fakeStore{leaderAddr: "other:4002", ready: true})
-	u := &unreachable{}
-	s.SetCluster(u)
+	s := newTestService(t, &fakeStore{LeaderFn: leaderAt("2", "other:4002")})
+	calls := 0
+	s.SetCluster(&fakeCluster{NodeMetaFn: func(context.Context, string) (string, string, error) {
+		calls++
+		return "", "", errors.New("dial tcp: connection refused")
+	}})
 	w := do(s, "GET", "/readyz?retries=2", "")
 	want := "[+]node ok\n[+]leader not contactable: dial tcp: connection refused"
 	if w.Code != 503 || w.Body.String() != want {
 		t.Fatalf("got %d %q, want 503 %q", w.Code, w.Body.String(), want)
 	}
-	if u.calls != 3 {
-		t.Fatalf("leader asked %d times, want 3 (1 + retries=2)", u.calls)
+	if calls != 3 {
+		t.Fatalf("leader asked %d times, want 3 (1 + retries=2)", calls)
 	}
 }
 
@@ -303,7 +245,7 @@ func TestStoreErrorsAsRqlite(t *testing.T) {
 		{command.ErrLeadershipLost, `{"results":[],"error":"leadership lost while committing log"}`},
 		{command.ErrStaleRead, `{"results":[],"error":"stale read"}`},
 	} {
-		s := newTestService(t, &fakeStore{execErr: c.err, queryErr: c.err})
+		s := newTestService(t, &fakeStore{ExecuteFn: failExecute(c.err), QueryFn: failQuery(c.err)})
 		for _, req := range [][3]string{
 			{"POST", "/db/execute", `["INSERT INTO t VALUES(1)"]`},
 			{"GET", "/db/query?q=SELECT+1", ""},
@@ -324,7 +266,23 @@ func TestQualifyColumns(t *testing.T) {
 		return []command.Result{{IsQuery: true, Columns: []string{"id", "name", "n"}, Types: []string{"integer", "text", "integer"},
 			Values: [][]any{{int64(1), "a", int64(2)}}}}
 	}
-	st := &fakeStore{queryResult: res(), tables: [][]string{{"foo", "bar", ""}}}
+	// newStore returns a store whose queries answer stored (copied, as the
+	// store makes fresh results) and whose column tables are tables (or
+	// err), and where it records the column counts asked for.
+	newStore := func(stored []command.Result, tables [][]string, err error) (*fakeStore, *[]int) {
+		var ncols []int
+		return &fakeStore{
+			QueryFn: func(context.Context, *command.Request, command.QueryOptions) ([]command.Result, uint64, error) {
+				return append([]command.Result(nil), stored...), 0, nil
+			},
+			ColumnTablesFn: func(_ context.Context, _ *command.Request, n []int) ([][]string, error) {
+				ncols = n
+				return tables, err
+			},
+		}, &ncols
+	}
+	stored := res()
+	st, gotNcols := newStore(stored, [][]string{{"foo", "bar", ""}}, nil)
 	s := newTestService(t, st)
 	w := do(s, "GET", "/db/query?q=SELECT+1&qualify_columns", "")
 	var got struct {
@@ -336,21 +294,21 @@ func TestQualifyColumns(t *testing.T) {
 	if c := strings.Join(got.Results[0].Columns, ","); c != "foo.id,bar.name,n" {
 		t.Errorf("columns %s, want foo.id,bar.name,n", c)
 	}
-	if len(st.gotNcols) != 1 || st.gotNcols[0] != 3 {
-		t.Errorf("asked for column counts %v, want [3]", st.gotNcols)
+	if len(*gotNcols) != 1 || (*gotNcols)[0] != 3 {
+		t.Errorf("asked for column counts %v, want [3]", *gotNcols)
 	}
-	if c := strings.Join(st.queryResult[0].Columns, ","); c != "id,name,n" {
+	if c := strings.Join(stored[0].Columns, ","); c != "id,name,n" {
 		t.Errorf("the store's own column names were changed to %s: later queries would see them", c)
 	}
 
-	st = &fakeStore{queryResult: res(), tables: [][]string{{"foo", "bar", ""}}}
+	st, gotNcols = newStore(res(), [][]string{{"foo", "bar", ""}}, nil)
 	s = newTestService(t, st)
 	w = do(s, "GET", "/db/query?q=SELECT+1", "")
-	if !strings.Contains(w.Body.String(), `"columns":["id","name","n"]`) || st.gotNcols != nil {
-		t.Errorf("without qualify_columns: %s (tables asked: %v)", w.Body.String(), st.gotNcols)
+	if !strings.Contains(w.Body.String(), `"columns":["id","name","n"]`) || *gotNcols != nil {
+		t.Errorf("without qualify_columns: %s (tables asked: %v)", w.Body.String(), *gotNcols)
 	}
 
-	st = &fakeStore{queryResult: res(), tablesErr: errors.New("no metadata")}
+	st, _ = newStore(res(), nil, errors.New("no metadata"))
 	s = newTestService(t, st)
 	w = do(s, "POST", "/db/request?qualify_columns", `["SELECT 1"]`)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"columns":["id","name","n"]`) {

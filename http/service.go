@@ -173,7 +173,6 @@ type Service struct {
 	wg      sync.WaitGroup
 	cluster Cluster
 	fwd     *forwarder
-	routes  map[string]func(http.ResponseWriter, *http.Request, *params)
 	// sections are extra /status sections (cluster, bootstrap, ...).
 	sections map[string]func() map[string]any
 	explain  func() string
@@ -215,15 +214,6 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 	}
 	if cfg.AllowOrigin != "" {
 		s.headers.Set("Access-Control-Allow-Origin", cfg.AllowOrigin)
-	}
-	s.routes = map[string]func(http.ResponseWriter, *http.Request, *params){
-		"/db/execute": s.handleExecute, "/db/query": s.handleQuery, "/db/request": s.handleRequest,
-		"/db/load": s.handleLoad, "/db/backup": s.handleBackup, "/db/sql": s.handleSQL,
-		"/snapshot": s.handleSnapshot, "/reap": s.handleReap,
-		"/status": s.handleStatus, "/nodes": s.handleNodes, "/leader": s.handleLeader,
-		"/readyz": s.handleReadyz, "/remove": s.handleRemove,
-		"/boot": s.handleBoot, "/debug/vars": s.handleVars, "/licenses": s.handleLicenses,
-		"/": s.handleRoot, "/console": s.handleConsole, "/debug/pprof": s.handlePprof,
 	}
 	return s, nil
 }
@@ -298,34 +288,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	key := routeKey(r.URL.Path)
-	if (r.Method == http.MethodPost || r.Method == http.MethodDelete) && bodyRoutes[key] {
-		// Refuse before reading a body that could never be served: a
-		// caller without the permission, a declared length over the limit.
-		// The body is left unread, so the connection is closed after the
-		// answer (net/http would otherwise wait to drain it).
-		if err := s.authorize(r, routePerms[key]); err != nil {
-			// Counted here; a caller let through is counted by route.
-			countRoute(key)
-			countAuth(err)
-			h.Set("Connection", "close")
-			refuse(w, err)
-			return
-		}
-		if streamedBody[key] {
-			// The handler reads r.Body itself (load.go).
-			http.NewResponseController(w).SetReadDeadline(time.Time{})
-			s.route(w, r, p, key)
-			return
-		}
-		if r.ContentLength > s.cfg.MaxBodyBytes {
-			h.Set("Connection", "close")
-			http.Error(w, fmt.Sprintf("request body too large: the limit is %d bytes", s.cfg.MaxBodyBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		var ok bool
-		var held int64
-		if p.body, held, ok = s.readBody(w, r); !ok {
+	rt := lookupRoute(r.URL.Path)
+	if rt != nil && rt.body != bodyIgnored && (r.Method == http.MethodPost || r.Method == http.MethodDelete) {
+		held, ok := s.admitBody(w, r, p, rt)
+		if !ok {
 			return
 		}
 		// The body and what is made of it (statements, the log entry)
@@ -336,7 +302,35 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// check for a vanished client does not time out (and cancel the
 	// request) under a handler that runs long, such as a large backup.
 	http.NewResponseController(w).SetReadDeadline(time.Time{})
-	s.route(w, r, p, key)
+	s.route(w, r, p, rt)
+}
+
+// admitBody deals with the body of a POST or DELETE to a route that takes
+// one, before the handler runs. It refuses (answering, and returning
+// false) what could never be served: a caller without the permission, a
+// declared length over the limit. The body is then left unread, so the
+// connection is closed after the answer (net/http would otherwise wait to
+// drain it). A bodyRead route's body is read into p.body; held is what it
+// holds of the body budget (see readBody).
+func (s *Service) admitBody(w http.ResponseWriter, r *http.Request, p *params, rt *route) (held int64, ok bool) {
+	if err := s.authorize(r, rt.perms); err != nil {
+		// Counted here; a caller let through is counted by route.
+		countRoute(rt)
+		countAuth(err)
+		w.Header().Set("Connection", "close")
+		refuse(w, err)
+		return 0, false
+	}
+	if rt.body == bodyStreamed {
+		return 0, true // the handler reads r.Body itself (load.go, boot.go)
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		http.Error(w, fmt.Sprintf("request body too large: the limit is %d bytes", s.cfg.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+		return 0, false
+	}
+	p.body, held, ok = s.readBody(w, r)
+	return held, ok
 }
 
 // Minimum body rate: a body must arrive within bodyGrace plus its declared
@@ -373,17 +367,6 @@ func refuse(w http.ResponseWriter, err error) {
 		return
 	}
 	w.WriteHeader(http.StatusUnauthorized)
-}
-
-// allow answers 405 and returns false unless r uses one of methods.
-func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
-	for _, m := range methods {
-		if r.Method == m {
-			return true
-		}
-	}
-	w.WriteHeader(http.StatusMethodNotAllowed)
-	return false
 }
 
 // exactBodyMax is the largest declared body length read straight into a

@@ -122,9 +122,6 @@ func (s *Service) probeAll(ctx context.Context, servers []command.Server, leader
 // handleNodes serves /nodes: the voters (all members with ?nonvoters),
 // each probed, keyed by ID, or as {"nodes": [...]} with ?ver=2.
 func (s *Service) handleNodes(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodGet) {
-		return
-	}
 	servers, err := s.store.Servers()
 	if err != nil {
 		code := http.StatusInternalServerError
@@ -162,9 +159,6 @@ func (s *Service) handleNodes(w http.ResponseWriter, r *http.Request, p *params)
 func isNotOpen(err error) bool { return strings.Contains(err.Error(), "not open") }
 
 func (s *Service) handleLeader(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodGet, http.MethodPost) {
-		return
-	}
 	if r.Method == http.MethodPost {
 		s.handleStepdown(w, r, p)
 		return
@@ -219,9 +213,6 @@ func (s *Service) handleStepdown(w http.ResponseWriter, r *http.Request, p *para
 // rqlite does: {} when a key is missing, and the value reached when the
 // path runs into something that is not an object.
 func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request, p *params) {
-	if !allow(w, r, http.MethodGet) {
-		return
-	}
 	httpVars.Add("num_status", 1)
 	storeStats, err := s.store.Stats()
 	if err != nil {

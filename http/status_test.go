@@ -323,8 +323,8 @@ func TestVars(t *testing.T) {
 func TestCounters(t *testing.T) {
 	value := func(k string) int64 { return httpVars.Get(k).(*expvar.Int).Value() }
 	ex, ok, fail := value("executions"), value("auth_ok"), value("auth_fail")
-	countRoute("/db/execute")
-	countRoute("/nodes") // not counted, as in rqlite
+	countRoute(lookupRoute("/db/execute"))
+	countRoute(lookupRoute("/nodes")) // not counted, as in rqlite
 	countAuth(nil)
 	countAuth(errors.New("denied"))
 	if value("executions") != ex+1 || value("auth_ok") != ok+1 || value("auth_fail") != fail+1 {

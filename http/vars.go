@@ -51,21 +51,11 @@ func newVarMap(name string, keys []string) *expvar.Map {
 	return m
 }
 
-// routeCounters names the "http" counter rqlite adds one to for each
-// request to a route, before checking permissions. /status counts itself
-// (handleStatus); /nodes, /leader, /remove and the debug routes are not
-// counted, as in rqlite.
-var routeCounters = map[string]string{
-	"/console": "ui", "/db/execute": "executions", "/db/query": "queries", "/db/request": "requests",
-	"/db/backup": "backups", "/db/load": "loads", "/db/sql": "sql_analyze", "/boot": "boot",
-	"/snapshot": "user_snapshots", "/reap": "user_reaps", "/readyz": "num_readyz",
-}
-
-// countRoute counts a request to route key (see routeKey). The router calls
-// it once per request, before the permission check.
-func countRoute(key string) {
-	if name, ok := routeCounters[key]; ok {
-		httpVars.Add(name, 1)
+// countRoute counts a request to rt in its counter (see route.counter).
+// The router calls it once per request, before the permission check.
+func countRoute(rt *route) {
+	if rt.counter != "" {
+		httpVars.Add(rt.counter, 1)
 	}
 }
 

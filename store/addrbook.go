@@ -37,12 +37,9 @@ func (b *addrBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 		return selfAddr, nil
 	}
 	if !ok && r != nil {
-		if f := r.GetConfiguration(); f.Error() == nil {
-			for _, srv := range f.Configuration().Servers {
-				if srv.ID == id {
-					a, ok = srv.Address, true
-					break
-				}
+		if m, err := latestMembership(r); err == nil {
+			if srv, found := m.server(string(id)); found {
+				a, ok = srv.Address, true
 			}
 		}
 		if ok && b.learntElsewhere(id, a) {
@@ -138,33 +135,31 @@ func (s *Store) LearnPeer(id, addr string) bool {
 	if err != nil || id == "" || addr == "" || id == s.cfg.NodeID {
 		return false
 	}
-	f := r.GetConfiguration()
-	if f.Error() != nil {
+	m, err := latestMembership(r)
+	if err != nil {
 		return false
 	}
-	for _, srv := range f.Configuration().Servers {
-		if string(srv.ID) != id {
-			continue
-		}
-		if string(srv.Address) == addr {
-			s.addrs.drop(srv.ID)
-			return false
-		}
-		return s.addrs.set(srv.ID, raft.ServerAddress(addr))
+	srv, ok := m.server(id)
+	if !ok {
+		return false
 	}
-	return false
+	if string(srv.Address) == addr {
+		s.addrs.drop(srv.ID)
+		return false
+	}
+	return s.addrs.set(srv.ID, raft.ServerAddress(addr))
 }
 
 // fixAddresses runs on the leader: it rewrites configuration entries whose
 // member was found at another address (see addrBook), including this
 // node's own entry if it came back at a new address.
 func (s *Store) fixAddresses(r *raft.Raft) {
-	f := r.GetConfiguration()
-	if f.Error() != nil {
+	m, err := latestMembership(r)
+	if err != nil {
 		return
 	}
 	book := s.addrs.entries()
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range m.servers {
 		want := book[srv.ID]
 		if srv.ID == raft.ServerID(s.cfg.NodeID) {
 			want = raft.ServerAddress(s.cfg.Addr)

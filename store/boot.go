@@ -111,11 +111,11 @@ func (s *Store) bootTarget() (*raft.Raft, *fsm, error) {
 	if ra.State() != raft.Leader {
 		return nil, nil, ErrNotLeader
 	}
-	servers, err := s.Servers()
+	m, err := s.members()
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(servers) != 1 {
+	if len(m.servers) != 1 {
 		return nil, nil, ErrNotSingleNode
 	}
 	return ra, f, nil

@@ -12,6 +12,73 @@ import (
 	"github.com/rqlited/rqlited/command"
 )
 
+// membership is one Raft configuration, read once. Every question the
+// store asks of a configuration (who is in it, who votes, how many vote)
+// goes through it, instead of each caller scanning the server list.
+type membership struct{ servers []raft.Server }
+
+// latestMembership reads r's latest configuration: committed or not, the
+// one Raft counts votes with.
+func latestMembership(r *raft.Raft) (membership, error) {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return membership{}, err
+	}
+	return membership{servers: f.Configuration().Servers}, nil
+}
+
+// members returns the running node's latest configuration.
+func (s *Store) members() (membership, error) {
+	r, err := s.raftNode()
+	if err != nil {
+		return membership{}, err
+	}
+	return latestMembership(r)
+}
+
+// server returns the entry of the member id.
+func (m membership) server(id string) (raft.Server, bool) {
+	for _, srv := range m.servers {
+		if string(srv.ID) == id {
+			return srv, true
+		}
+	}
+	return raft.Server{}, false
+}
+
+// has reports whether id is a member.
+func (m membership) has(id string) bool {
+	_, ok := m.server(id)
+	return ok
+}
+
+// isVoter reports whether id is a member with a vote.
+func (m membership) isVoter(id string) bool {
+	srv, ok := m.server(id)
+	return ok && srv.Suffrage == raft.Voter
+}
+
+// voters counts the members with a vote.
+func (m membership) voters() int {
+	n := 0
+	for _, srv := range m.servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// list returns the members as the command package describes them (nil if
+// there are none).
+func (m membership) list() []command.Server {
+	var out []command.Server
+	for _, srv := range m.servers {
+		out = append(out, command.Server{ID: string(srv.ID), Addr: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
+	}
+	return out
+}
+
 // Term returns the current Raft term (0 if the store is not open).
 func (s *Store) Term() uint64 {
 	r, err := s.raftNode()
@@ -96,22 +163,12 @@ func (s *Store) campaign() {
 // campaignIfAlone starts an election at once if this node is the only
 // voter of its cluster (a single-node cluster restarting).
 func (s *Store) campaignIfAlone() {
-	servers, err := s.Servers()
+	m, err := s.members()
 	if err != nil {
 		return
 	}
-	voters := 0
-	for _, srv := range servers {
-		if srv.Voter {
-			voters++
-		}
-	}
-	if voters == 1 && len(servers) > 0 && s.IsMember(s.cfg.NodeID) {
-		for _, srv := range servers {
-			if srv.Voter && srv.ID == s.cfg.NodeID {
-				s.campaign()
-			}
-		}
+	if m.voters() == 1 && m.isVoter(s.cfg.NodeID) {
+		s.campaign()
 	}
 }
 
@@ -131,11 +188,11 @@ func (s *Store) Join(id, addr string, voter bool, clusterID string) error {
 	if mine := s.ClusterID(); clusterID != "" && mine != "" && clusterID != mine {
 		return fmt.Errorf("%w: the joining node is in cluster %s, this is cluster %s", command.ErrClusterMismatch, clusterID, mine)
 	}
-	f := r.GetConfiguration()
-	if err := f.Error(); err != nil {
+	m, err := latestMembership(r)
+	if err != nil {
 		return err
 	}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range m.servers {
 		sameID, sameAddr := string(srv.ID) == id, string(srv.Address) == addr
 		if !sameID && !sameAddr {
 			continue
@@ -179,15 +236,11 @@ func (s *Store) Remove(id string) error {
 	if r.State() != raft.Leader {
 		return ErrNotLeader
 	}
-	servers, err := s.Servers()
+	m, err := s.members()
 	if err != nil {
 		return err
 	}
-	found := false
-	for _, srv := range servers {
-		found = found || srv.ID == id
-	}
-	if !found {
+	if !m.has(id) {
 		return fmt.Errorf("%w: %s", command.ErrNodeNotFound, id)
 	}
 	if err := r.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
@@ -202,16 +255,8 @@ func (s *Store) Remove(id string) error {
 
 // IsMember reports whether id is in the cluster configuration.
 func (s *Store) IsMember(id string) bool {
-	servers, err := s.Servers()
-	if err != nil {
-		return false
-	}
-	for _, srv := range servers {
-		if srv.ID == id {
-			return true
-		}
-	}
-	return false
+	m, err := s.members()
+	return err == nil && m.has(id)
 }
 
 // watch runs on its own goroutine while the store is open. As leader it
@@ -289,11 +334,11 @@ func (s *Store) reap(failing map[raft.ServerID]time.Time) {
 	if len(failing) == 0 || (s.cfg.ReapTimeout == 0 && s.cfg.ReapReadOnlyTimeout == 0) {
 		return
 	}
-	servers, err := s.Servers()
+	m, err := s.members()
 	if err != nil {
 		return
 	}
-	for _, srv := range servers {
+	for _, srv := range m.list() {
 		last, ok := failing[raft.ServerID(srv.ID)]
 		if !ok {
 			continue

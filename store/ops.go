@@ -303,18 +303,11 @@ func (s *Store) readConfirmStats() map[string]any {
 // counts votes with, committed or not) and reports whether this node is
 // one of them, and whether the node askerID (if not empty) is another one.
 func (s *Store) voters(r *raft.Raft, askerID string) (n int, self, askerVotes bool) {
-	f := r.GetConfiguration()
-	if f.Error() != nil {
+	m, err := latestMembership(r)
+	if err != nil {
 		return 0, false, false
 	}
-	for _, srv := range f.Configuration().Servers {
-		if srv.Suffrage == raft.Voter {
-			n++
-			self = self || srv.ID == raft.ServerID(s.cfg.NodeID)
-			askerVotes = askerVotes || (askerID != "" && askerID != s.cfg.NodeID && srv.ID == raft.ServerID(askerID))
-		}
-	}
-	return n, self, askerVotes
+	return m.voters(), m.isVoter(s.cfg.NodeID), askerID != "" && askerID != s.cfg.NodeID && m.isVoter(askerID)
 }
 
 // waitApplied waits until this node's state machine reflects every entry
@@ -438,16 +431,8 @@ func (s *Store) committedInTerm(idx, term uint64) bool {
 }
 
 func (s *Store) isVoter() bool {
-	servers, err := s.Servers()
-	if err != nil {
-		return false
-	}
-	for _, srv := range servers {
-		if srv.ID == s.cfg.NodeID {
-			return srv.Voter
-		}
-	}
-	return false
+	m, err := s.members()
+	return err == nil && m.isVoter(s.cfg.NodeID)
 }
 
 // Load replaces the database with the SQLite file image in data, through

@@ -17,7 +17,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -406,13 +405,10 @@ func (s *Store) recoverFromPeers(pf *peersFile, rc *raft.Config, tmp string, log
 // from this node's own flags. None of it stops the recovery: rqlite
 // accepts it all, and each can be meant (a new node, new addresses).
 func (s *Store) warnPeersChanges(pf *peersFile, old raft.Configuration) {
-	known := map[raft.ServerID]raft.Server{}
-	for _, srv := range old.Servers {
-		known[srv.ID] = srv
-	}
+	known, listed := membership{servers: old.Servers}, membership{servers: pf.conf.Servers}
 	var unknown []string
-	for _, srv := range pf.conf.Servers {
-		prev, ok := known[srv.ID]
+	for _, srv := range listed.servers {
+		prev, ok := known.server(string(srv.ID))
 		switch {
 		case len(old.Servers) > 0 && !ok:
 			unknown = append(unknown, string(srv.ID))
@@ -436,8 +432,8 @@ func (s *Store) warnPeersChanges(pf *peersFile, old raft.Configuration) {
 			"(check that each ID is that node's -node-id)", "file", pf.path, "ids", unknown)
 	}
 	var dropped []string
-	for _, srv := range old.Servers {
-		if !slices.ContainsFunc(pf.conf.Servers, func(n raft.Server) bool { return n.ID == srv.ID }) {
+	for _, srv := range known.servers {
+		if !listed.has(string(srv.ID)) {
 			dropped = append(dropped, string(srv.ID))
 		}
 	}

@@ -35,15 +35,15 @@ func (s *Store) Stats() (map[string]any, error) {
 	if err != nil {
 		return map[string]any{"open": false}, nil
 	}
-	servers, err := s.Servers()
+	m, err := s.members()
 	if err != nil {
 		return nil, fmt.Errorf("store stats: %w", err)
 	}
 	st := s.configStats()
-	for k, v := range s.stateStats(r, servers) {
+	for k, v := range s.stateStats(r, m) {
 		st[k] = v
 	}
-	st["raft"] = s.raftStats(r, servers)
+	st["raft"] = s.raftStats(r, m)
 	st["sqlite3"] = sqliteStats(d)
 	st["snapshot_store"] = s.snapshotStoreStats()
 	dirSize := dirBytes(s.cfg.Dir)
@@ -82,7 +82,7 @@ func (s *Store) configStats() map[string]any {
 
 // stateStats is the part of the store section that describes the node's
 // state: leader, applied indexes, members.
-func (s *Store) stateStats(r *raft.Raft, servers []command.Server) map[string]any {
+func (s *Store) stateStats(r *raft.Raft, m membership) map[string]any {
 	leaderID, leaderAddr := s.Leader()
 	applied, updated := s.fsm.appliedIndex()
 	var last raft.Log
@@ -91,6 +91,7 @@ func (s *Store) stateStats(r *raft.Raft, servers []command.Server) map[string]an
 		// a compacted entry leaves them at zero.
 		_ = s.boltLog.GetLog(applied, &last)
 	}
+	servers := m.list()
 	nodes := make([]map[string]any, len(servers))
 	for i, srv := range servers {
 		suffrage := "Voter"
@@ -121,7 +122,7 @@ func (s *Store) stateStats(r *raft.Raft, servers []command.Server) map[string]an
 
 // raftStats is store.raft: hashicorp/raft's stats with numbers as numbers,
 // and rqlite's additions.
-func (s *Store) raftStats(r *raft.Raft, servers []command.Server) map[string]any {
+func (s *Store) raftStats(r *raft.Raft, m membership) map[string]any {
 	st := map[string]any{}
 	for k, v := range r.Stats() {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
@@ -134,13 +135,7 @@ func (s *Store) raftStats(r *raft.Raft, servers []command.Server) map[string]any
 	st["fsm_index"] = applied
 	logSize := fileBytes(filepath.Join(s.cfg.Dir, raftDBName))
 	st["log_size"], st["log_size_friendly"] = logSize, friendlyBytes(logSize)
-	voter := false
-	for _, srv := range servers {
-		if srv.ID == s.cfg.NodeID {
-			voter = srv.Voter
-		}
-	}
-	st["voter"] = voter
+	st["voter"] = m.isVoter(s.cfg.NodeID)
 	first, _ := s.boltLog.FirstIndex()
 	last, _ := s.boltLog.LastIndex()
 	st["bolt"] = map[string]any{"first_index": first, "last_index": last}

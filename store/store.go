@@ -530,17 +530,11 @@ func (s *Store) Interrupt() {
 }
 
 func numVoters(r *raft.Raft) int {
-	f := r.GetConfiguration()
-	if f.Error() != nil {
+	m, err := latestMembership(r)
+	if err != nil {
 		return 0
 	}
-	n := 0
-	for _, srv := range f.Configuration().Servers {
-		if srv.Suffrage == raft.Voter {
-			n++
-		}
-	}
-	return n
+	return m.voters()
 }
 
 // Removed is closed when, with RemoveShutdown, this node has been removed
@@ -589,15 +583,11 @@ func (s *Store) Servers() ([]command.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := r.GetConfiguration()
-	if err := f.Error(); err != nil {
+	m, err := latestMembership(r)
+	if err != nil {
 		return nil, err
 	}
-	var out []command.Server
-	for _, srv := range f.Configuration().Servers {
-		out = append(out, command.Server{ID: string(srv.ID), Addr: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
-	}
-	return out, nil
+	return m.list(), nil
 }
 
 // Stepdown makes the leader hand leadership to another voter (to id, if
@@ -614,20 +604,15 @@ func (s *Store) Stepdown(id string) error {
 	if id == "" {
 		f = r.LeadershipTransfer()
 	} else {
-		servers, err := s.Servers()
+		m, err := s.members()
 		if err != nil {
 			return err
 		}
-		addr := ""
-		for _, srv := range servers {
-			if srv.ID == id {
-				addr = srv.Addr
-			}
-		}
-		if addr == "" {
+		srv, ok := m.server(id)
+		if !ok || srv.Address == "" {
 			return fmt.Errorf("node %q is not a member of the cluster", id)
 		}
-		f = r.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+		f = r.LeadershipTransferToServer(srv.ID, srv.Address)
 	}
 	return f.Error()
 }

@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 import (
@@ -6,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand"
 	"net"
 	"net/http"
@@ -183,19 +184,17 @@ func (c *chaosCluster) index(n *Node) int {
 // write reached any log (no leader, or the leader refused it before
 // appending); it is reported as status 0 with a nil error.
 func request(client *http.Client, n *Node, path, body string) (status int, resp map[string]any, err error) {
-	r, err := client.Post(n.URL(path), "application/json", strings.NewReader(body))
-	if err != nil {
+	r, b, err := n.send(client, "", "", "POST", path, "application/json", []byte(body))
+	if r == nil {
 		return 0, nil, err
 	}
-	defer r.Body.Close()
-	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return r.StatusCode, nil, err
 	}
 	if r.StatusCode == 200 {
-		json.Unmarshal(b, &resp)
+		json.Unmarshal([]byte(b), &resp)
 	}
-	if r.StatusCode == 503 && strings.TrimSpace(string(b)) == "leader not found" {
+	if r.StatusCode == 503 && strings.TrimSpace(b) == "leader not found" {
 		return 0, nil, nil
 	}
 	return r.StatusCode, resp, nil
@@ -493,7 +492,7 @@ func runScenario(t *testing.T, sc scenario, seed int64, phase time.Duration) cha
 			for _, n := range c.nodes {
 				os.WriteFile(filepath.Join(dir, n.nodeID()+".log"), []byte(n.out.String()), 0o644)
 			}
-			t.Logf("history and node logs in %s; reproduce with: go test ./system_test -run 'TestChaos/%s$' -chaos.seed=%d -v", dir, sc.name, seed)
+			t.Logf("history and node logs in %s; reproduce with: go test -tags system ./system_test -run 'TestChaos/%s$' -chaos.seed=%d -v", dir, sc.name, seed)
 		}
 	}()
 

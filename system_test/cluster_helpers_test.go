@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 import (
@@ -14,13 +16,9 @@ type Cluster []*Node
 // status returns a dot-path value of /status.
 // It returns nil if the node does not answer (it may be starting or dead).
 func (n *Node) status(key string) any {
-	resp, err := n.get("/status?key=" + key)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
+	status, b, err := n.try("GET", "/status?key="+key, "", nil)
 	var v any
-	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&v) != nil {
+	if err != nil || status != 200 || json.Unmarshal([]byte(b), &v) != nil {
 		return nil
 	}
 	return v
@@ -128,18 +126,9 @@ func (c Cluster) startAll() {
 // count returns COUNT(*) of table t on node n at level.
 func (n *Node) count(table, level string) int64 {
 	n.t.Helper()
-	s, b := n.Query("SELECT COUNT(*) FROM "+table, "&level="+level)
-	if s != 200 {
-		n.t.Fatalf("count on %s: %d %s", n.HTTPAddr, s, b)
+	c := queryInts(n.t, n, "SELECT COUNT(*) FROM "+table, level)
+	if len(c) != 1 {
+		n.t.Fatalf("count on %s: %d rows", n.HTTPAddr, len(c))
 	}
-	var r struct {
-		Results []struct {
-			Values [][]int64 `json:"values"`
-			Error  string    `json:"error"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal([]byte(b), &r); err != nil || len(r.Results) != 1 || r.Results[0].Error != "" || len(r.Results[0].Values) != 1 {
-		n.t.Fatalf("count on %s: %s", n.HTTPAddr, b)
-	}
-	return r.Results[0].Values[0][0]
+	return c[0]
 }

@@ -1,7 +1,8 @@
+//go:build system
+
 package system_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -26,9 +27,8 @@ func TestJoinBothAddressForms(t *testing.T) {
 	}
 	s, b := n1.Do("GET", "/nodes?ver=2", "", nil)
 	var nodes struct{ Nodes []map[string]any }
-	json.Unmarshal([]byte(b), &nodes)
-	if s != 200 || len(nodes.Nodes) != 3 {
-		t.Fatalf("nodes: %s", b)
+	if err := json.Unmarshal([]byte(b), &nodes); err != nil || s != 200 || len(nodes.Nodes) != 3 {
+		t.Fatalf("nodes: %d %s (%v)", s, b, err)
 	}
 	for _, nd := range nodes.Nodes {
 		if nd["reachable"] != true || !strings.HasPrefix(nd["api_addr"].(string), "http://127.0.0.1:") {
@@ -37,15 +37,12 @@ func TestJoinBothAddressForms(t *testing.T) {
 	}
 
 	// A write sent to a follower is forwarded, and says who served it.
-	resp, err := http.Post(n3.URL("/db/execute"), "application/json", strings.NewReader(`["CREATE TABLE t (x)", "INSERT INTO t VALUES(1)"]`))
+	resp, body, err := n3.send(http.DefaultClient, "", "", "POST", "/db/execute", "application/json", []byte(`["CREATE TABLE t (x)", "INSERT INTO t VALUES(1)"]`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || buf.String() != `{"results":[{},{"last_insert_id":1,"rows_affected":1}]}` || resp.Header.Get("X-RQLITE-SERVED-BY") != n1.RaftAddr {
-		t.Fatalf("forwarded write: %d %s served-by=%q", resp.StatusCode, buf.String(), resp.Header.Get("X-RQLITE-SERVED-BY"))
+	if resp.StatusCode != 200 || body != `{"results":[{},{"last_insert_id":1,"rows_affected":1}]}` || resp.Header.Get("X-RQLITE-SERVED-BY") != n1.RaftAddr {
+		t.Fatalf("forwarded write: %d %s served-by=%q", resp.StatusCode, body, resp.Header.Get("X-RQLITE-SERVED-BY"))
 	}
 	// Linearizable and weak reads through a follower see it at once.
 	for _, level := range []string{"linearizable", "weak", "strong"} {
@@ -91,11 +88,10 @@ func TestJoinBothAddressForms(t *testing.T) {
 
 	// ?redirect answers 301 with the leader's URL.
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noRedirect.Get(n2.URL("/db/query?q=SELECT+1&redirect"))
+	resp, _, err = n2.send(noRedirect, "", "", "GET", "/db/query?q=SELECT+1&redirect", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
 	if resp.StatusCode != 301 || resp.Header.Get("Location") != "http://"+n1.HTTPAddr+"/db/query?q=SELECT+1&redirect" {
 		t.Fatalf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -106,9 +102,9 @@ func TestJoinBothAddressForms(t *testing.T) {
 	n2.Restart()
 	c.waitOneCluster(t, 20*time.Second)
 	s, b = n1.Do("GET", "/nodes?ver=2", "", nil)
-	json.Unmarshal([]byte(b), &nodes)
-	if len(nodes.Nodes) != 3 {
-		t.Fatalf("after rejoin: %s", b)
+	var after struct{ Nodes []map[string]any }
+	if err := json.Unmarshal([]byte(b), &after); err != nil || s != 200 || len(after.Nodes) != 3 {
+		t.Fatalf("after rejoin: %d %s (%v)", s, b, err)
 	}
 }
 
@@ -240,12 +236,12 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	}
 	for _, s := range survivors {
 		got := map[int64]bool{}
-		for _, id := range queryIntsLevel(t, s, "SELECT id FROM t", "none") {
+		for _, id := range queryInts(t, s, "SELECT id FROM t", "none") {
 			got[id] = true
 		}
 		waitFor(t, 10*time.Second, "survivor converges", func() bool {
 			got = map[int64]bool{}
-			for _, id := range queryIntsLevel(t, s, "SELECT id FROM t", "none") {
+			for _, id := range queryInts(t, s, "SELECT id FROM t", "none") {
 				got[id] = true
 			}
 			missing := 0
@@ -259,25 +255,6 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 		})
 	}
 	t.Logf("%d writes acknowledged, all present on both survivors", n)
-}
-
-func queryIntsLevel(t testing.TB, n *Node, sql, level string) []int64 {
-	t.Helper()
-	s, b := n.Query(sql, "&level="+level)
-	if s != 200 {
-		t.Fatalf("query: %d %s", s, b)
-	}
-	var r struct {
-		Results []struct{ Values [][]int64 } `json:"results"`
-	}
-	json.Unmarshal([]byte(b), &r)
-	var out []int64
-	if len(r.Results) == 1 {
-		for _, row := range r.Results[0].Values {
-			out = append(out, row[0])
-		}
-	}
-	return out
 }
 
 func TestRemoveAndRestartAll(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 import (
@@ -22,23 +24,11 @@ var ceClient = &http.Client{
 // ceDo sends a request to n and returns the response (body read) and body.
 func ceDo(t *testing.T, n *Node, method, path, ctype, body string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, n.URL(path), strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := ceClient.Do(req)
+	resp, b, err := n.send(ceClient, "", "", method, path, ctype, []byte(body))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp, string(b)
+	return resp, b
 }
 
 // ceCase is one request and what rqlite's source says it answers.

@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 // TestDiscoMatrix: the scenarios of discovery-landscape.md section 2 (and

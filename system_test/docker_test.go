@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 import (
@@ -183,7 +185,7 @@ func TestDockerClusterPartitionAndRestart(t *testing.T) {
 	for _, n := range c {
 		waitFor(t, 30*time.Second, "convergence of "+n.HTTPAddr, func() bool {
 			ids := map[int64]bool{}
-			for _, id := range queryIntsLevel(t, n, "SELECT id FROM t", "none") {
+			for _, id := range queryInts(t, n, "SELECT id FROM t", "none") {
 				ids[id] = true
 			}
 			ok := !ids[99999]

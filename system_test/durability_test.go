@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 import (
@@ -16,29 +18,6 @@ import (
 	"time"
 )
 
-// queryInts runs a query returning one integer column.
-func queryInts(t testing.TB, n *Node, sql string) []int64 {
-	t.Helper()
-	s, b := n.Query(sql, "&level=linearizable")
-	if s != 200 {
-		t.Fatalf("query %q: %d %s", sql, s, b)
-	}
-	var r struct {
-		Results []struct {
-			Values [][]int64 `json:"values"`
-			Error  string    `json:"error"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal([]byte(b), &r); err != nil || len(r.Results) != 1 || r.Results[0].Error != "" {
-		t.Fatalf("query %q: %v %s", sql, err, b)
-	}
-	var out []int64
-	for _, row := range r.Results[0].Values {
-		out = append(out, row[0])
-	}
-	return out
-}
-
 func TestRestartKeepsData(t *testing.T) {
 	n := startNode(t, "-raft-snap", "20", "-raft-snap-int", "100ms")
 	n.Execute("", `["CREATE TABLE t (id INTEGER PRIMARY KEY, r, at DEFAULT CURRENT_TIMESTAMP, b)"]`)
@@ -55,7 +34,7 @@ func TestRestartKeepsData(t *testing.T) {
 	if before != after {
 		t.Fatalf("data changed across restart:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if c := queryInts(t, n, "SELECT COUNT(*) FROM t"); c[0] != 50 {
+	if c := queryInts(t, n, "SELECT COUNT(*) FROM t", "linearizable"); c[0] != 50 {
 		t.Fatalf("rows after restart: %v", c)
 	}
 	// The same command line restarts the node without bootstrapping again.
@@ -125,14 +104,11 @@ func TestKillNineLoop(t *testing.T) {
 					}
 					id := nextID.Add(1)
 					body := fmt.Sprintf(`[["INSERT INTO t(id, w) VALUES(?, ?)", %d, %d]]`, id, round)
-					resp, err := client.Post(n.URL("/db/execute"), "application/json", strings.NewReader(body))
-					if err != nil {
+					resp, b, err := n.send(client, "", "", "POST", "/db/execute", "application/json", []byte(body))
+					if resp == nil {
 						continue // the node was killed mid-request: not acknowledged
 					}
-					var buf bytes.Buffer
-					buf.ReadFrom(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode == 200 && strings.Contains(buf.String(), `"rows_affected":1`) {
+					if err == nil && resp.StatusCode == 200 && strings.Contains(b, `"rows_affected":1`) {
 						mu.Lock()
 						acked[id] = true
 						mu.Unlock()
@@ -146,7 +122,7 @@ func TestKillNineLoop(t *testing.T) {
 		wg.Wait()
 		n.Restart()
 		got := map[int64]bool{}
-		for _, id := range queryInts(t, n, "SELECT id FROM t") {
+		for _, id := range queryInts(t, n, "SELECT id FROM t", "linearizable") {
 			if got[id] {
 				t.Fatalf("round %d: row %d twice", round, id)
 			}
@@ -178,16 +154,13 @@ func TestConcurrentWriters(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
 				body := fmt.Sprintf(`[["INSERT INTO t(writer, seq) VALUES(?, ?)", %d, %d]]`, w, i)
-				resp, err := http.Post(n.URL("/db/execute"), "application/json", strings.NewReader(body))
-				if err != nil {
+				resp, b, err := n.send(http.DefaultClient, "", "", "POST", "/db/execute", "application/json", []byte(body))
+				if resp == nil {
 					errs <- err.Error()
 					continue
 				}
-				var buf bytes.Buffer
-				buf.ReadFrom(resp.Body)
-				resp.Body.Close()
-				if !strings.Contains(buf.String(), `"rows_affected":1`) {
-					errs <- buf.String()
+				if !strings.Contains(b, `"rows_affected":1`) {
+					errs <- b
 				}
 			}
 		}()
@@ -197,10 +170,10 @@ func TestConcurrentWriters(t *testing.T) {
 	for e := range errs {
 		t.Errorf("write failed: %s", e)
 	}
-	if c := queryInts(t, n, "SELECT COUNT(*) FROM t"); c[0] != writers*each {
+	if c := queryInts(t, n, "SELECT COUNT(*) FROM t", "linearizable"); c[0] != writers*each {
 		t.Fatalf("rows: %d, want %d", c[0], writers*each)
 	}
-	if c := queryInts(t, n, "SELECT COUNT(DISTINCT id) FROM t"); c[0] != writers*each {
+	if c := queryInts(t, n, "SELECT COUNT(DISTINCT id) FROM t", "linearizable"); c[0] != writers*each {
 		t.Fatalf("distinct ids: %d", c[0])
 	}
 }
@@ -217,17 +190,14 @@ func TestBackupLoadRoundTrip(t *testing.T) {
 		{"sql", "/db/backup?fmt=sql", "application/sql"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := http.Get(src.URL(tc.path))
+			resp, b, err := src.send(http.DefaultClient, "", "", "GET", tc.path, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var buf bytes.Buffer
-			buf.ReadFrom(resp.Body)
-			resp.Body.Close()
 			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != tc.ct {
 				t.Fatalf("backup: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
-			body := buf.Bytes()
+			body := []byte(b)
 			if tc.name == "binary compressed" {
 				// Decompress through the system's gzip to prove it is a real gzip stream.
 				cmd := exec.Command("gzip", "-dc")
@@ -316,7 +286,7 @@ func TestDataDirInUse(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "data directory is in use by another rqlited") {
 		t.Fatalf("second process on the same directory: exit %d\n%s", code, out)
 	}
-	if c := queryInts(t, n, "SELECT COUNT(*) FROM t"); c[0] != 1 {
+	if c := queryInts(t, n, "SELECT COUNT(*) FROM t", "linearizable"); c[0] != 1 {
 		t.Fatalf("first node's data changed: %v", c)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build system
+
 // Package system_test runs the real rqlited binary: every test starts
 // processes on random loopback ports with their own data directories and
 // talks to them over HTTP, exactly as users do.
@@ -6,9 +8,11 @@ package system_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -144,19 +148,52 @@ func (n *Node) httpClient() *http.Client {
 	return defaultClient
 }
 
-// get sends a GET with n's credentials.
-func (n *Node) get(path string) (*http.Response, error) {
-	req, err := http.NewRequest("GET", n.URL(path), nil)
+// send is the one way the helpers send a request to a node: with client
+// (nil: n's own, see httpClient), Basic credentials user:pass (none if
+// user is ""), and a Content-Type if ctype is set. It returns the response
+// (its body read and closed) and the body, or the transport error. A
+// request on n's own client that times out goes through checkHang; other
+// clients set their own timeouts, which may pass by design. It is safe to
+// call from any goroutine.
+func (n *Node) send(client *http.Client, user, pass, method, path, ctype string, body []byte) (*http.Response, string, error) {
+	req, err := http.NewRequest(method, n.URL(path), bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if n.User != "" {
-		req.SetBasicAuth(n.User, n.Pass)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	own := client == nil
+	if own {
+		client = n.httpClient()
 	}
 	start := time.Now()
-	resp, err := n.httpClient().Do(req)
-	n.checkHang(req.URL.String(), start, err)
-	return resp, err
+	resp, err := client.Do(req)
+	if err != nil {
+		if own {
+			n.checkHang(req.URL.String(), start, err)
+		}
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil && own {
+		n.checkHang(req.URL.String(), start, err)
+	}
+	return resp, string(b), err
+}
+
+// try sends a request with n's client and credentials and returns status
+// and body, or the transport error. It is safe to call from any goroutine.
+func (n *Node) try(method, path, ctype string, body []byte) (int, string, error) {
+	resp, b, err := n.send(nil, n.User, n.Pass, method, path, ctype, body)
+	if err != nil {
+		return 0, "", err
+	}
+	return resp.StatusCode, b, nil
 }
 
 // hangAfter is how long a helper request goes unanswered before checkHang
@@ -331,12 +368,8 @@ func (n *Node) WaitReady(timeout time.Duration) {
 			n.t.Fatalf("node exited while starting: %s\n%s", n.exitReason(), n.out.String())
 		default:
 		}
-		resp, err := n.get("/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if status, _, err := n.try("GET", "/readyz", "", nil); err == nil && status == 200 {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -351,32 +384,15 @@ func (n *Node) URL(path string) string {
 	return "http://" + n.HTTPAddr + path
 }
 
-// Do sends a request and returns status and body.
+// Do sends a request with n's client and credentials and returns status
+// and body; a transport error fails the test.
 func (n *Node) Do(method, path, contentType string, body []byte) (int, string) {
 	n.t.Helper()
-	req, err := http.NewRequest(method, n.URL(path), bytes.NewReader(body))
+	status, b, err := n.try(method, path, contentType, body)
 	if err != nil {
-		n.t.Fatal(err)
+		n.t.Fatalf("%s %s to %s: %v", method, path, n.HTTPAddr, err)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if n.User != "" {
-		req.SetBasicAuth(n.User, n.Pass)
-	}
-	start := time.Now()
-	resp, err := n.httpClient().Do(req)
-	if err != nil {
-		n.checkHang(req.URL.String(), start, err)
-		n.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		n.checkHang(req.URL.String(), start, err)
-		n.t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return status, b
 }
 
 // Execute posts a JSON statement list to /db/execute (path may add params).
@@ -403,12 +419,72 @@ func mustJSON(t testing.TB, status int, body, want string) {
 // node acknowledged it (200 and one row affected). Transport errors, as when
 // the node is killed mid-request, are not acknowledgements.
 func insertAcked(client *http.Client, n *Node, id int64) bool {
-	resp, err := client.Post(n.URL("/db/execute"), "application/json",
-		strings.NewReader(fmt.Sprintf(`[["INSERT INTO t(id) VALUES(?)", %d]]`, id)))
-	if err != nil {
-		return false
+	resp, b, err := n.send(client, "", "", "POST", "/db/execute", "application/json",
+		fmt.Appendf(nil, `[["INSERT INTO t(id) VALUES(?)", %d]]`, id))
+	return err == nil && resp.StatusCode == 200 && strings.Contains(b, `"rows_affected":1`)
+}
+
+// queryResult is one entry of "results" in a db endpoint's answer
+// (numbers are float64, as encoding/json decodes them into any).
+type queryResult struct {
+	Columns []string `json:"columns"`
+	Values  [][]any  `json:"values"`
+	Error   string   `json:"error"`
+}
+
+// parseResults is the one way the helpers read a db endpoint's answer:
+// status 200 and a JSON object with "results". A result's own error is
+// left to the caller.
+func parseResults(status int, body string) ([]queryResult, error) {
+	if status != 200 {
+		return nil, fmt.Errorf("status %d, want 200: %s", status, body)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return err == nil && resp.StatusCode == 200 && bytes.Contains(b, []byte(`"rows_affected":1`))
+	var r struct {
+		Results []queryResult `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return nil, fmt.Errorf("answer is not JSON (%v): %s", err, body)
+	}
+	return r.Results, nil
+}
+
+// queryValues runs sql on n at level and returns the rows of its one
+// result, or what went wrong (a status, a malformed answer, the result's
+// error).
+func (n *Node) queryValues(sql, level string) ([][]any, error) {
+	n.t.Helper()
+	rs, err := parseResults(n.Query(sql, "&level="+level))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 {
+		return nil, fmt.Errorf("%d results, want 1", len(rs))
+	}
+	if rs[0].Error != "" {
+		return nil, errors.New(rs[0].Error)
+	}
+	return rs[0].Values, nil
+}
+
+// queryInts runs sql, which returns one integer column, on n at level and
+// returns the column; anything else fails the test.
+func queryInts(t testing.TB, n *Node, sql, level string) []int64 {
+	t.Helper()
+	rows, err := n.queryValues(sql, level)
+	if err != nil {
+		t.Fatalf("query %q on %s: %v", sql, n.HTTPAddr, err)
+	}
+	out := make([]int64, 0, len(rows))
+	for _, row := range rows {
+		var f float64
+		ok := len(row) > 0
+		if ok {
+			f, ok = row[0].(float64)
+		}
+		if !ok || f != math.Trunc(f) {
+			t.Fatalf("query %q on %s: row %v does not start with an integer", sql, n.HTTPAddr, row)
+		}
+		out = append(out, int64(f))
+	}
+	return out
 }

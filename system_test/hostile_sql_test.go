@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 // Hostile SQL against a real three-node cluster with -auth (issue 14): the
@@ -14,7 +16,6 @@ package system_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -60,28 +61,11 @@ type hsqlResponse struct {
 // and returns status and body, or the transport error. It is safe to call
 // from any goroutine.
 func hsqlTry(n *Node, user, method, path, ctype, body string) (int, string, error) {
-	req, err := http.NewRequest(method, n.URL(path), strings.NewReader(body))
-	if err != nil {
+	resp, b, err := n.send(nil, user, hsqlPass[user], method, path, ctype, []byte(body))
+	if resp == nil {
 		return 0, "", err
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, hsqlPass[user])
-	}
-	start := time.Now()
-	resp, err := n.httpClient().Do(req)
-	if err != nil {
-		n.checkHang(req.URL.String(), start, err)
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		n.checkHang(req.URL.String(), start, err)
-	}
-	return resp.StatusCode, string(b), err
+	return resp.StatusCode, b, err
 }
 
 // hsqlDo is hsqlTry for the test's goroutine: a transport error fails t.
@@ -684,14 +668,12 @@ func TestHostileSQLSigtermDuringUnboundedStatement(t *testing.T) {
 		// The client waits as long as the test does: the node, not the
 		// client, must end the request.
 		client := &http.Client{Timeout: 60 * time.Second}
-		resp, err := client.Post(n.URL("/db/execute"), "application/json", strings.NewReader(hsqlJSON(hsqlUnbounded)))
-		if err != nil {
+		resp, b, err := n.send(client, "", "", "POST", "/db/execute", "application/json", []byte(hsqlJSON(hsqlUnbounded)))
+		if resp == nil {
 			answered <- answer{err: err}
 			return
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		answered <- answer{resp.StatusCode, string(b), err}
+		answered <- answer{resp.StatusCode, b, err}
 	}()
 	// The statement is being applied once the node has spent a second of
 	// CPU on it without answering.

@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 // Hostile input against the real binary: malformed and oversized bodies,
@@ -39,23 +41,15 @@ var hostileClient = &http.Client{Timeout: 10 * time.Second}
 // hostileDo sends one request with hostileClient and returns status and body,
 // or the transport error.
 func hostileDo(n *Node, method, path, body string) (int, string, error) {
-	req, err := http.NewRequest(method, n.URL(path), strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
+	ctype := ""
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		ctype = "application/json"
 	}
-	if n.User != "" {
-		req.SetBasicAuth(n.User, n.Pass)
-	}
-	resp, err := hostileClient.Do(req)
-	if err != nil {
+	resp, b, err := n.send(hostileClient, n.User, n.Pass, method, path, ctype, []byte(body))
+	if resp == nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return resp.StatusCode, b, err
 }
 
 // hostileHealthy fails unless n is running, is its own leader, and answers

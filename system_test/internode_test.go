@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 // The inter-node port without mutual TLS (-node-verify-client): a peer

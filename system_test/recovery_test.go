@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 // Manual recovery with peers.json, as rqlite documents it: stop the nodes,

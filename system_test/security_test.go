@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 import (
@@ -54,21 +56,10 @@ func bcryptHash(t testing.TB, pw string) string {
 // is empty) and returns the status code.
 func as(t testing.TB, n *Node, user, pass, method, path, contentType, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, n.URL(path), strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := n.httpClient().Do(req)
+	resp, _, err := n.send(nil, user, pass, method, path, contentType, []byte(body))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	resp.Body.Close()
 	return resp.StatusCode
 }
 
@@ -131,11 +122,10 @@ func TestAuthEveryPermission(t *testing.T) {
 	}
 	// /db/request needs both: query alone or execute alone is not enough
 	// (checked above), and the WWW-Authenticate challenge is sent.
-	resp, err := http.Get(n.URL("/status"))
+	resp, _, err := n.send(http.DefaultClient, "", "", "GET", "/status", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
 	if got := resp.Header.Get("WWW-Authenticate"); got != `Basic realm="rqlite"` {
 		t.Errorf("WWW-Authenticate = %q", got)
 	}
@@ -144,17 +134,29 @@ func TestAuthEveryPermission(t *testing.T) {
 	}
 }
 
-func mustDo(n *Node, method, path, body string) (int, string) {
-	n.t.Helper()
-	return n.Do(method, path, "application/json", []byte(body))
+// mustDo sends a JSON request to a db endpoint with n's credentials and
+// returns the answer; it fails t unless the answer is 200 with results
+// that are all free of errors.
+func mustDo(t testing.TB, n *Node, method, path, body string) string {
+	t.Helper()
+	status, got := n.Do(method, path, "application/json", []byte(body))
+	rs, err := parseResults(status, got)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	for _, r := range rs {
+		if r.Error != "" {
+			t.Fatalf("%s %s: result error %q: %s", method, path, r.Error, got)
+		}
+	}
+	return got
 }
 
 // mustDoJSON sends a request with n's credentials and fails unless the
 // answer is 200 with want.
 func mustDoJSON(t testing.TB, n *Node, method, path, body, want string) {
 	t.Helper()
-	status, got := mustDo(n, method, path, body)
-	mustJSON(t, status, got, want)
+	mustJSON(t, 200, mustDo(t, n, method, path, body), want)
 }
 
 // TestAuthReloadOnSIGHUP: a user added to the file gets in after SIGHUP;
@@ -297,9 +299,8 @@ func TestHTTPSClientVerification(t *testing.T) {
 		"no certificate": {}, "wrong common name": wrongCN, "expired": expired, "another CA": foreign,
 	} {
 		c := tlsClient(t, ca.CertFile, pair)
-		resp, err := c.Get(n.URL("/status"))
+		resp, _, err := n.send(c, "", "", "GET", "/status", "", nil)
 		if err == nil {
-			resp.Body.Close()
 			t.Errorf("client with %s: got %d, want the TLS handshake refused", name, resp.StatusCode)
 		}
 	}
@@ -324,11 +325,10 @@ func TestHTTPSCertificateRotation(t *testing.T) {
 	n.WaitReady(20 * time.Second)
 	servedCN := func() string {
 		c := tlsClient(t, ca.CertFile, certtest.Pair{})
-		resp, err := c.Get(n.URL("/readyz"))
+		resp, _, err := n.send(c, "", "", "GET", "/readyz", "", nil)
 		if err != nil {
 			return ""
 		}
-		resp.Body.Close()
 		return resp.TLS.PeerCertificates[0].Subject.CommonName
 	}
 	if cn := servedCN(); cn != "first" {
@@ -364,8 +364,7 @@ func TestNodeMutualTLS(t *testing.T) {
 	leader := c.waitOneCluster(t, 30*time.Second)
 	mustDoJSON(t, leader, "POST", "/db/execute", `[["CREATE TABLE t(x)"]]`, `{"results":[{}]}`)
 	f := c.followers(leader)
-	status, body := mustDo(f[0], "POST", "/db/execute", `[["INSERT INTO t VALUES(7)"]]`)
-	mustJSON(t, status, body, `{"results":[{"last_insert_id":1,"rows_affected":1}]}`)
+	mustDoJSON(t, f[0], "POST", "/db/execute", `[["INSERT INTO t VALUES(7)"]]`, `{"results":[{"last_insert_id":1,"rows_affected":1}]}`)
 	mustDoJSON(t, f[1], "GET", "/db/query?level=linearizable&q=SELECT+x+FROM+t", "",
 		`{"results":[{"columns":["x"],"types":["integer"],"values":[[7]]}]}`)
 

@@ -1,3 +1,5 @@
+//go:build system
+
 package system_test
 
 import (
@@ -192,11 +194,10 @@ func TestSingleNodeAPI(t *testing.T) {
 		if s != 200 || b != "[+]node ok" {
 			t.Fatalf("readyz noleader: %d %q", s, b)
 		}
-		resp, err := http.Get(n.URL("/status"))
+		resp, _, err := n.send(http.DefaultClient, "", "", "GET", "/status", "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
 		if resp.Header.Get("X-RQLITE-VERSION") == "" {
 			t.Fatal("no X-RQLITE-VERSION header")
 		}

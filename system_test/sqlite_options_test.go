@@ -1,36 +1,14 @@
+//go:build system
+
 package system_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 )
-
-// queryValues runs sql on n at level and returns the rows of its one
-// result, or the result's error.
-func (n *Node) queryValues(sql, level string) ([][]any, error) {
-	n.t.Helper()
-	s, b := n.Query(sql, "&level="+level)
-	if s != 200 {
-		return nil, fmt.Errorf("%d %s", s, b)
-	}
-	var r struct {
-		Results []struct {
-			Values [][]any `json:"values"`
-			Error  string  `json:"error"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal([]byte(b), &r); err != nil || len(r.Results) != 1 {
-		return nil, fmt.Errorf("bad response %s (%v)", b, err)
-	}
-	if r.Results[0].Error != "" {
-		return nil, fmt.Errorf("%s", r.Results[0].Error)
-	}
-	return r.Results[0].Values, nil
-}
 
 // needFTS5 skips the test when the binary's SQLite lacks FTS5 (a plain
 // `go build`), unless RQLITED_REQUIRE_SQLITE_OPTS is set, as make does.

@@ -180,6 +180,10 @@ func (s *security) reloadOnHUP(logger *slog.Logger) (stop func()) {
 	}
 }
 
+// forwardDialTimeout bounds dialing another node's HTTPS API (forwarding
+// to the leader, https:// join URLs).
+const forwardDialTimeout = 10 * time.Second
+
 // httpTransport returns a transport that verifies HTTPS servers with the
 // -http-ca-cert pool against the host dialed and presents this node's
 // HTTP certificate; nil when neither is configured.
@@ -189,7 +193,7 @@ func (s *security) httpTransport() *http.Transport {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: forwardDialTimeout, KeepAlive: 30 * time.Second}
 	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {

@@ -66,10 +66,15 @@ func (c Config) Validate() error {
 		// consul/api would silently ignore tls_config and send the token in clear.
 		return errors.New("consul -disco-config has \"tls_config\" but \"scheme\" is \"http\": set \"scheme\":\"https\" (or leave scheme out)")
 	}
-	if t := c.TLSConfig; t != nil && (t.CertFile != "" || t.CertPEM != "") != (t.KeyFile != "" || t.KeyPEM != "") {
-		return errors.New("consul -disco-config tls_config: a client certificate and its key go together: set cert_file (or cert_pem) and key_file (or key_pem), or neither")
+	if t := c.TLSConfig; t != nil {
+		return t.files().CheckPair("consul")
 	}
 	return nil
+}
+
+// files is the part of t that disco checks for every KV mode.
+func (t *TLSConfig) files() disco.TLSFiles {
+	return disco.TLSFiles{CAFile: t.CAFile, CAPath: t.CAPath, CertFile: t.CertFile, CertPEM: t.CertPEM, KeyFile: t.KeyFile, KeyPEM: t.KeyPEM}
 }
 
 // checkFiles reports a token or certificate file that cannot be read,
@@ -79,38 +84,16 @@ func (c Config) checkFiles() error {
 	if c.TokenFile != "" {
 		b, err := os.ReadFile(c.TokenFile)
 		if err != nil {
-			return fmt.Errorf("consul -disco-config token_file: cannot read %s: %w", c.TokenFile, unwrapPath(err))
+			return fmt.Errorf("consul -disco-config token_file: cannot read %s: %w", c.TokenFile, disco.PathCause(err))
 		}
 		if strings.TrimSpace(string(b)) == "" {
 			return fmt.Errorf("consul -disco-config token_file: %s is empty", c.TokenFile)
 		}
 	}
 	if t := c.TLSConfig; t != nil {
-		for _, f := range []struct{ key, path string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
-			if f.path == "" {
-				continue
-			}
-			if _, err := os.ReadFile(f.path); err != nil {
-				return fmt.Errorf("consul -disco-config tls_config.%s: cannot read %s: %w", f.key, f.path, unwrapPath(err))
-			}
-		}
-		if t.CAPath != "" {
-			if _, err := os.ReadDir(t.CAPath); err != nil {
-				return fmt.Errorf("consul -disco-config tls_config.ca_path: cannot read %s: %w", t.CAPath, unwrapPath(err))
-			}
-		}
+		return t.files().CheckFiles("consul")
 	}
 	return nil
-}
-
-// unwrapPath drops the path from an *os.PathError, which the messages name
-// already.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // APIConfig returns the consul/api configuration; unset fields keep the

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -217,19 +216,6 @@ func clientConfigDiag(cfg Config) (clientv3.Config, *tlsDiag, error) {
 	return cc, diag, nil
 }
 
-// readable reports a file that cannot be read, naming its -disco-config key.
-func readable(field, path string) error {
-	if path == "" {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("etcd -disco-config tls_config.%s: cannot read %s: %w", field, path, errors.Unwrap(err))
-	}
-	f.Close()
-	return nil
-}
-
 // clientTLS returns the client TLS configuration for a connection to a
 // host: it verifies the server's certificate for server_name, or else for
 // that host. Files go through tlsconfig.Source, so rotated files are
@@ -242,16 +228,15 @@ func (t *TLSConfig) clientTLS() (func(host string) *tls.Config, error) {
 			return nil, fmt.Errorf("etcd -disco-config tls_config: set %s_file or %s_pem, not both", p.name, p.name)
 		}
 	}
-	if (t.CertFile != "" || t.CertPEM != "") != (t.KeyFile != "" || t.KeyPEM != "") {
-		return nil, errors.New("etcd -disco-config tls_config: a client certificate and its key go together: set cert_file (or cert_pem) and key_file (or key_pem), or neither")
+	files := disco.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, CertPEM: t.CertPEM, KeyFile: t.KeyFile, KeyPEM: t.KeyPEM}
+	if err := files.CheckPair("etcd"); err != nil {
+		return nil, err
 	}
 	if (t.CertFile != "") != (t.KeyFile != "") {
 		return nil, errors.New("etcd -disco-config tls_config: give the certificate and key both as files or both as PEM")
 	}
-	for _, f := range []struct{ field, path string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
-		if err := readable(f.field, f.path); err != nil {
-			return nil, err
-		}
+	if err := files.CheckFiles("etcd"); err != nil {
+		return nil, err
 	}
 	src, err := tlsconfig.NewSource(tlsconfig.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile})
 	if err != nil {

@@ -262,7 +262,8 @@ func (s *Store) init() error {
 	return s.loadBounds()
 }
 
-// openJournal opens a journal file, creating and zero-filling it if it is
+// openJournal opens a journal file, creating it and reserving its full size
+// (fallocate, or zeros where the file system has no fallocate) if it is
 // missing or short, and returns its contents.
 func (s *Store) openJournal(name string) (*journal, []byte, error) {
 	path := filepath.Join(s.cfg.Dir, name)
