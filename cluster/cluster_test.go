@@ -17,8 +17,9 @@ import (
 	"github.com/rqlited/rqlited/mux"
 )
 
-// fakeManager is an in-memory Manager for the service's unit tests.
-type fakeManager struct {
+// memManager is an in-memory Manager, with members and a leader, for the
+// service's tests of calls between nodes (fakeManager is the func-field one).
+type memManager struct {
 	mu       sync.Mutex
 	id, addr string
 	leader   string
@@ -28,18 +29,18 @@ type fakeManager struct {
 	asker string
 }
 
-var _ Manager = (*fakeManager)(nil)
+var _ Manager = (*memManager)(nil)
 
-func (f *fakeManager) ID() string   { return f.id }
-func (f *fakeManager) Addr() string { return f.addr }
-func (f *fakeManager) Leader() (string, string) {
+func (f *memManager) ID() string   { return f.id }
+func (f *memManager) Addr() string { return f.addr }
+func (f *memManager) Leader() (string, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return "", f.leader
 }
-func (f *fakeManager) ClusterID() string       { return "cid" }
-func (f *fakeManager) HasState() (bool, error) { return f.state, nil }
-func (f *fakeManager) Join(id, addr string, voter bool, cid string) error {
+func (f *memManager) ClusterID() string       { return "cid" }
+func (f *memManager) HasState() (bool, error) { return f.state, nil }
+func (f *memManager) Join(id, addr string, voter bool, cid string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.leader != f.addr {
@@ -51,7 +52,7 @@ func (f *fakeManager) Join(id, addr string, voter bool, cid string) error {
 	f.members[id] = addr
 	return nil
 }
-func (f *fakeManager) Remove(id string) error {
+func (f *memManager) Remove(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.members[id]; !ok {
@@ -60,8 +61,8 @@ func (f *fakeManager) Remove(id string) error {
 	delete(f.members, id)
 	return nil
 }
-func (f *fakeManager) Stepdown(string) error { return nil }
-func (f *fakeManager) ReadIndex(_ context.Context, id string, term uint64) (uint64, error) {
+func (f *memManager) Stepdown(string) error { return nil }
+func (f *memManager) ReadIndex(_ context.Context, id string, term uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.leader != f.addr {
@@ -72,7 +73,7 @@ func (f *fakeManager) ReadIndex(_ context.Context, id string, term uint64) (uint
 }
 
 type testNode struct {
-	mgr *fakeManager
+	mgr *memManager
 	svc *Service
 	mux *mux.Mux
 	cl  *Client
@@ -88,7 +89,7 @@ func startService(t *testing.T, id string) *testNode {
 	m := mux.New(ln, logger)
 	layer := m.Layer(mux.HeaderCluster)
 	m.Serve()
-	mgr := &fakeManager{id: id, addr: ln.Addr().String(), members: map[string]string{}}
+	mgr := &memManager{id: id, addr: ln.Addr().String(), members: map[string]string{}}
 	svc := NewService(layer, mgr, ServiceConfig{APIURL: "http://api-" + id, Version: "v9"}, logger)
 	svc.Start()
 	t.Cleanup(func() { svc.Close(); m.Close() })

@@ -87,6 +87,8 @@ type DB struct {
 	closed bool
 	writer *conn
 	rand   *detRand
+	// clock is the writer's VFS, whose "now" Apply fixes (see clockVFS).
+	clock *clockVFS
 	// readers is the idle read-only pool; sem bounds how many exist.
 	readers chan *conn
 	sem     chan struct{}
@@ -103,12 +105,14 @@ func Open(cfg Config) (*DB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := registerClockVFS(); err != nil {
+	clock, err := newClockVFS()
+	if err != nil {
 		return nil, err
 	}
-	d := &DB{cfg: cfg, rand: &detRand{}, sh: newShared()}
+	d := &DB{cfg: cfg, rand: &detRand{}, clock: clock, sh: newShared()}
 	if err := d.openConns(); err != nil {
 		d.sh.free()
+		clock.release()
 		return nil, err
 	}
 	return d, nil
@@ -116,7 +120,7 @@ func Open(cfg Config) (*DB, error) {
 
 func (d *DB) writerDSN() string {
 	return fmt.Sprintf("file:%s?_journal=WAL&_sync=0&_fk=%t&_busy_timeout=5000&_stmt_cache_size=128&vfs=%s",
-		d.cfg.Path, d.cfg.ForeignKeys, clockVFSName)
+		d.cfg.Path, d.cfg.ForeignKeys, d.clock.name)
 }
 
 func (d *DB) readerDSN() string {
@@ -196,6 +200,8 @@ func (d *DB) Close() error {
 	}
 	d.closed = true
 	err := d.closeConns()
+	// Only now, with the writer closed, may SQLite forget its VFS.
+	d.clock.release()
 	d.shMu.Lock()
 	d.sh.free()
 	d.sh = shared{}

@@ -52,8 +52,8 @@ func (d *DB) Apply(env Env, mode Mode, req *command.Request) ([]command.Result, 
 		return nil, ErrClosed
 	}
 	if !env.Time.IsZero() {
-		setFixedTime(env.Time)
-		defer setFixedTime(time.Time{})
+		d.clock.set(env.Time)
+		defer d.clock.set(time.Time{})
 	}
 	d.rand.seed(env.Seed)
 	defer d.rand.unseed()

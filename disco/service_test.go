@@ -84,25 +84,25 @@ func (m *memKV) Replace(_ context.Context, r Record, v uint64) (bool, error) {
 func (m *memKV) Watch(ctx context.Context, _ uint64) error { <-ctx.Done(); return ctx.Err() }
 func (m *memKV) Close() error                              { return nil }
 
-type fakeNode struct {
+type memNode struct {
 	id, addr, cluster string
 	term              uint64
 	leader            bool
 	bootstraps        int
 }
 
-func (n *fakeNode) ID() string        { return n.id }
-func (n *fakeNode) Addr() string      { return n.addr }
-func (n *fakeNode) IsLeader() bool    { return n.leader }
-func (n *fakeNode) Term() uint64      { return n.term }
-func (n *fakeNode) ClusterID() string { return n.cluster }
-func (n *fakeNode) Leader() (string, string) {
+func (n *memNode) ID() string        { return n.id }
+func (n *memNode) Addr() string      { return n.addr }
+func (n *memNode) IsLeader() bool    { return n.leader }
+func (n *memNode) Term() uint64      { return n.term }
+func (n *memNode) ClusterID() string { return n.cluster }
+func (n *memNode) Leader() (string, string) {
 	if n.leader {
 		return n.id, n.addr
 	}
 	return "", ""
 }
-func (n *fakeNode) BootstrapSelf() error { n.bootstraps++; n.leader = true; return nil }
+func (n *memNode) BootstrapSelf() error { n.bootstraps++; n.leader = true; return nil }
 
 func newTestService(kv KV, n Node) *Service {
 	return NewService(Config{Mode: ModeEtcdKV, Key: "k", Voter: true, Timeout: time.Second}, kv, n,
@@ -112,7 +112,7 @@ func newTestService(kv KV, n Node) *Service {
 func TestDeposedLeaderDoesNotOverwrite(t *testing.T) {
 	kv := &memKV{}
 	kv.put(Record{ID: "new", Addr: "b:4002", ClusterID: "c1", Term: 7})
-	old := &fakeNode{id: "old", addr: "a:4002", cluster: "c1", term: 5, leader: true}
+	old := &memNode{id: "old", addr: "a:4002", cluster: "c1", term: 5, leader: true}
 	s := newTestService(kv, old)
 	if err := s.report(); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestDeposedLeaderDoesNotOverwrite(t *testing.T) {
 		t.Fatalf("phase: %v", s.Stats()["phase"])
 	}
 	// A newer term takes the key over.
-	newer := &fakeNode{id: "newest", addr: "c:4002", cluster: "c1", term: 9, leader: true}
+	newer := &memNode{id: "newest", addr: "c:4002", cluster: "c1", term: 9, leader: true}
 	if err := newTestService(kv, newer).report(); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestDeposedLeaderDoesNotOverwrite(t *testing.T) {
 		t.Fatalf("newer leader did not take the key: %+v", kv.rec)
 	}
 	// Another live cluster's key is never overwritten.
-	other := &fakeNode{id: "x", addr: "d:4002", cluster: "c2", term: 99, leader: true}
+	other := &memNode{id: "x", addr: "d:4002", cluster: "c2", term: 99, leader: true}
 	if err := newTestService(kv, other).report(); err == nil || kv.rec.ClusterID != "c1" {
 		t.Fatalf("another cluster's key overwritten: %+v %v", kv.rec, err)
 	}
@@ -148,7 +148,7 @@ func TestDeposedLeaderDoesNotOverwrite(t *testing.T) {
 func TestRegisterAfterLostClaimAnswer(t *testing.T) {
 	kv := &memKV{}
 	kv.put(Record{ID: "me", Addr: "a:4002"})
-	n := &fakeNode{id: "me", addr: "a:4002"}
+	n := &memNode{id: "me", addr: "a:4002"}
 	if err := newTestService(kv, n).Register(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestStatsNotBlockedByLogWrite(t *testing.T) {
 			entered := make(chan string, 1)
 			release := make(chan struct{})
 			s := NewService(Config{Mode: ModeEtcdKV, Key: "k", Voter: true, Timeout: time.Second}, &memKV{},
-				&fakeNode{id: "n1"}, func(context.Context, string) error { return nil },
+				&memNode{id: "n1"}, func(context.Context, string) error { return nil },
 				slog.New(blockingHandler{entered: entered, release: release}))
 			logged := make(chan struct{})
 			go func() {
@@ -230,7 +230,7 @@ func TestSetPhaseWarningRateLimited(t *testing.T) {
 	entered := make(chan string, 10)
 	release := make(chan struct{})
 	close(release)
-	s := NewService(Config{Mode: ModeEtcdKV, Key: "k"}, &memKV{}, &fakeNode{id: "n1"},
+	s := NewService(Config{Mode: ModeEtcdKV, Key: "k"}, &memKV{}, &memNode{id: "n1"},
 		func(context.Context, string) error { return nil }, slog.New(blockingHandler{entered: entered, release: release}))
 	err := errors.New("etcd unreachable")
 	s.setPhase("reporting leadership", err)
@@ -252,11 +252,11 @@ func TestSetPhaseWarningRateLimited(t *testing.T) {
 // node that finds no leader looks for the others (Lookup).
 func TestPublishAndLookupMembers(t *testing.T) {
 	kv := &memKV{}
-	for _, n := range []*fakeNode{{id: "n1", addr: "10.0.0.1:4002"}, {id: "n2", addr: "10.0.0.2:4002"}} {
+	for _, n := range []*memNode{{id: "n1", addr: "10.0.0.1:4002"}, {id: "n2", addr: "10.0.0.2:4002"}} {
 		newTestService(kv, n).Publish(context.Background())
 	}
 	// n1 comes back at a new address: its entry is replaced, not added.
-	s := newTestService(kv, &fakeNode{id: "n1", addr: "10.0.9.1:4002"})
+	s := newTestService(kv, &memNode{id: "n1", addr: "10.0.9.1:4002"})
 	s.Publish(context.Background())
 	got, err := s.Lookup(context.Background())
 	if err != nil {
